@@ -1,0 +1,130 @@
+// GGUF v2/v3 reader (and writer). The file is memory-mapped; tensors are views into the mapping.
+//
+// Contract of GgufFile::open: validates everything it reads and throws FormatError naming the file,
+// the field and the offending value for: bad magic, unsupported version, truncation anywhere,
+// absurd counts (n_tensors, n_kv, array lengths, string lengths beyond what the file can hold),
+// unknown value types, unknown tensor types, n_dims > 4 or dims <= 0 / overflowing, rows not a
+// multiple of the block size, duplicate tensor names, alignment not a power of two, tensor data
+// offsets misaligned or extending beyond the end of the file. Never reads out of bounds.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "contrail/core/mapped_file.h"
+#include "contrail/core/tensor.h"
+
+namespace contrail {
+
+enum class GgufType : uint32_t {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+};
+std::string_view gguf_type_name(GgufType t);
+
+// One metadata value. Scalars keep their declared type; integer types are stored widened.
+// Arrays hold one element type (nested arrays are rejected as unsupported).
+struct GgufValue {
+  GgufType type = GgufType::UINT8;
+  GgufType elem_type = GgufType::UINT8;  // for ARRAY
+  std::variant<std::monostate, uint64_t, int64_t, double, bool, std::string> scalar;
+  std::vector<std::string> strings;  // ARRAY of STRING
+  std::vector<int64_t> ints;         // ARRAY of any integer type or BOOL
+  std::vector<double> floats;        // ARRAY of FLOAT32/FLOAT64
+  size_t array_size() const;
+  std::string to_display(size_t max_items = 8) const;  // human-readable, arrays abbreviated
+};
+
+struct GgufKV {
+  std::string key;
+  GgufValue value;
+};
+
+struct GgufTensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;  // row-major, outermost first (GGUF ne[] reversed)
+  uint64_t offset = 0;         // absolute byte offset in the file
+  size_t nbytes = 0;
+};
+
+class GgufFile {
+ public:
+  static std::shared_ptr<GgufFile> open(const std::string& path);
+  // Parses an in-memory image (used by tests and fuzzers); `mapping` keeps the bytes alive.
+  static std::shared_ptr<GgufFile> parse(std::shared_ptr<const void> owner, const uint8_t* data, size_t size,
+                                         std::string source);
+
+  const std::string& path() const { return source_; }
+  uint32_t version() const { return version_; }
+  size_t alignment() const { return alignment_; }
+  size_t data_offset() const { return data_offset_; }
+
+  const std::vector<GgufKV>& metadata() const { return kv_; }
+  const GgufValue* find(std::string_view key) const;
+  // Typed getters: throw FormatError naming the key when missing (no default) or of the wrong type.
+  std::string get_string(std::string_view key) const;
+  std::optional<std::string> get_string_opt(std::string_view key) const;
+  int64_t get_int(std::string_view key) const;  // any integer type; uint64 > INT64_MAX rejected
+  int64_t get_int(std::string_view key, int64_t def) const;
+  double get_float(std::string_view key) const;  // float or integer types
+  double get_float(std::string_view key, double def) const;
+  bool get_bool(std::string_view key, bool def) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;
+  std::vector<float> get_float_array(std::string_view key) const;
+  std::vector<int64_t> get_int_array(std::string_view key) const;
+
+  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+  const GgufTensorInfo* find_tensor(std::string_view name) const;
+  // View of the tensor's bytes in the mapping; throws FormatError if the name is absent.
+  Tensor tensor(std::string_view name) const;
+
+ private:
+  GgufFile() = default;
+  void parse_all();
+  std::shared_ptr<const void> owner_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string source_;
+  uint32_t version_ = 0;
+  size_t alignment_ = 32;
+  size_t data_offset_ = 0;
+  std::vector<GgufKV> kv_;
+  std::vector<GgufTensorInfo> tensors_;
+};
+
+// Writes a GGUF v3 file atomically (temp file in the same directory, fsync, rename).
+class GgufWriter {
+ public:
+  void set(std::string key, GgufValue value);  // replaces an existing key
+  void set_string(std::string key, std::string v);
+  void set_u32(std::string key, uint32_t v);
+  void set_i32(std::string key, int32_t v);
+  void set_f32(std::string key, float v);
+  void set_bool(std::string key, bool v);
+  void set_string_array(std::string key, std::vector<std::string> v);
+  void set_f32_array(std::string key, const std::vector<float>& v);
+  void set_i32_array(std::string key, const std::vector<int32_t>& v);
+  // shape row-major (outermost first); `data` holds row_bytes * rows bytes, copied at add time.
+  void add_tensor(std::string name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
+  void set_alignment(size_t a);
+  std::vector<uint8_t> serialize() const;  // the full file image
+  void write(const std::string& path) const;
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<GgufKV> kv_;
+  std::vector<PendingTensor> tensors_;
+  size_t alignment_ = 32;
+};
+
+}  // namespace contrail

@@ -1,0 +1,33 @@
+// Shared helpers for tests: locating ../shared data and reading golden files.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace contrail::test {
+
+// $CONTRAIL_DATA, else the ../shared beside the source tree.
+std::string data_dir();
+// data_dir() + "/" + rel; the test is skipped (GTEST_SKIP from the caller) if absent: use
+// CONTRAIL_REQUIRE_DATA(path) to make absence a skip in dev and a failure in CI (CI=true).
+std::string data_path(const std::string& rel);
+bool exists(const std::string& path);
+std::string read_text(const std::string& path);
+std::vector<float> read_f32(const std::string& path);
+std::vector<uint8_t> read_bytes(const std::string& path);
+// Path of the built CLI binary.
+std::string cli_path();
+// Runs a shell command, captures stdout (stderr to stderr unless redirected); returns exit code.
+int run_command(const std::string& cmd, std::string* out);
+
+}  // namespace contrail::test
+
+// Skips the test when a shared data file is missing, except on CI (CI=true), where it fails.
+#define CONTRAIL_REQUIRE_DATA(path)                                                            \
+  do {                                                                                         \
+    if (!::contrail::test::exists(path)) {                                                     \
+      if (std::getenv("CI")) FAIL() << "missing shared data: " << (path);                      \
+      GTEST_SKIP() << "missing shared data: " << (path) << " (set CONTRAIL_DATA)";             \
+    }                                                                                          \
+  } while (0)
