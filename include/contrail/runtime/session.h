@@ -1,0 +1,77 @@
+// A loaded model ready to generate: weights, tokenizer, one sequence's KV cache and a thread pool.
+// One sequence at a time (the multi-sequence serving engine is a separate layer above).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "contrail/core/thread_pool.h"
+#include "contrail/model/model_file.h"
+#include "contrail/model/transformer.h"
+#include "contrail/sampling/sampler.h"
+#include "contrail/tokenizer/tokenizer.h"
+
+namespace contrail {
+
+struct SessionOptions {
+  int n_threads = 0;     // <= 0: one per core
+  int64_t n_ctx = 0;     // <= 0: the model's training context
+  int64_t n_batch = 512; // prompt tokens per forward call (bounds scratch memory)
+  LoadOptions load;
+};
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;
+  bool stop_at_eog = true;           // stop when the model emits an end-of-generation token
+  std::vector<int32_t> stop_token_ids;
+};
+
+struct GenerationStats {
+  int64_t n_prompt = 0;
+  int64_t n_generated = 0;
+  double prompt_seconds = 0;  // prompt processing (first forward passes)
+  double gen_seconds = 0;     // every forward after the prompt, plus sampling
+  double prompt_tps() const { return prompt_seconds > 0 ? n_prompt / prompt_seconds : 0; }
+  // Generated tokens after the first (whose logits came from prompt processing) per second.
+  double gen_tps() const { return gen_seconds > 0 && n_generated > 1 ? (n_generated - 1) / gen_seconds : 0; }
+};
+
+class Session {
+ public:
+  static std::unique_ptr<Session> load(const std::string& model_path, const SessionOptions& opts = {});
+  Session(std::shared_ptr<const ModelFile> model, const SessionOptions& opts);
+
+  const ModelFile& model_file() const { return transformer_.model(); }
+  const ModelConfig& config() const { return transformer_.config(); }
+  Transformer& transformer() { return transformer_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  ThreadPool& pool() { return pool_; }
+  KvCache& cache() { return cache_; }
+  int64_t n_ctx() const { return cache_.n_ctx(); }
+
+  // Evaluates ids as one fresh sequence (cache cleared) and returns the logits of every
+  // position, (n_ids, n_vocab) row-major.
+  std::vector<float> evaluate_all(std::span<const int32_t> ids);
+
+  // Generates after `prompt` (cache cleared first). on_token(id) is called for every generated
+  // token and may return false to stop. Throws InvalidArgument when the prompt is empty or does
+  // not fit the context (naming n_prompt and n_ctx). Stops at max_new_tokens, the context end,
+  // an end-of-generation token (not passed to on_token) or a stop id.
+  GenerationStats generate(std::span<const int32_t> prompt, const GenerateOptions& opts,
+                           const std::function<bool(int32_t)>& on_token);
+
+ private:
+  void prefill(std::span<const int32_t> ids, std::vector<float>& logits, bool all_logits);
+
+  Transformer transformer_;
+  Tokenizer tokenizer_;
+  ThreadPool pool_;
+  KvCache cache_;
+  int64_t n_batch_;
+};
+
+}  // namespace contrail

@@ -1,0 +1,27 @@
+// Reading the golden reference files of ../shared/golden (see its MANIFEST.md) and the shared
+// comparison rules: logits within an absolute tolerance, greedy ids equal while the reference's
+// top1-top2 margin exceeds that tolerance.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "contrail/runtime/session.h"
+
+namespace contrail::test {
+
+nlohmann::json read_json(const std::string& path);
+
+struct LogitsDiff {
+  double max_abs = 0;
+  int64_t row = -1, col = -1;
+};
+LogitsDiff max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, int64_t n_cols);
+
+// Greedy continuation from `ids` for golden["greedy_ids"].size() steps (never stopping at EOS),
+// checked against golden greedy_ids/greedy_top5: equal tokens required while the golden margin
+// exceeds `tol`; at the first allowed divergence the comparison ends. Adds gtest failures.
+// Returns the number of steps that matched exactly.
+int check_greedy(Session& s, const std::vector<int32_t>& ids, const nlohmann::json& golden, double tol);
+
+}  // namespace contrail::test

@@ -1,0 +1,125 @@
+// The contrail CLI end to end: stories260K text equal to llama2.c's, logits file equal to the
+// reference, help texts complete, bad input gives a clear error and a non-zero status.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "golden.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+std::string cli() { return quote(test::cli_path()); }
+
+TEST(Cli, RunGreedyPrintsLlama2cStory) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  const auto g = test::read_json(test::data_path("golden/stories260K/llama2c/p0_once_upon_a_time.json"));
+  const size_t n = g.at("generated_ids").size();
+  std::string out;
+  const int rc = test::run_command(cli() + " run -m " + quote(model) + " -p 'Once upon a time' --temp 0 -n " +
+                                       std::to_string(n) + " -t 2 2>/dev/null",
+                                   &out);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(out, test::read_text(test::data_path("golden/stories260K/llama2c/p0_once_upon_a_time.stdout.txt")));
+}
+
+TEST(Cli, RunReportsSpeedOnStderr) {
+  const std::string model = test::data_path("models/stories260K/stories260K.bin");
+  CONTRAIL_REQUIRE_DATA(model);
+  std::string out;
+  ASSERT_EQ(test::run_command(cli() + " run -m " + quote(model) + " -p 'Lily' -n 16 --seed 7 2>&1 >/dev/null", &out), 0);
+  EXPECT_NE(out.find("prompt:"), std::string::npos) << out;
+  EXPECT_NE(out.find("tokens/s"), std::string::npos) << out;
+}
+
+TEST(Cli, SeededSamplingIsReproducible) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  const std::string cmd = cli() + " run -m " + quote(model) + " -p 'Once' -n 40 --temp 0.9 --top-p 0.9 -s 123 2>/dev/null";
+  std::string a, b, c;
+  ASSERT_EQ(test::run_command(cmd, &a), 0);
+  ASSERT_EQ(test::run_command(cmd, &b), 0);
+  ASSERT_EQ(test::run_command(cli() + " run -m " + quote(model) + " -p 'Once' -n 40 --temp 0.9 --top-p 0.9 -s 124 2>/dev/null", &c), 0);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(Cli, LogitsFileMatchesLlamaCpp) {
+  const std::string model = test::data_path("golden/tiny-random/llama/gguf/model.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  const auto g = test::read_json(test::data_path("golden/tiny-random/llama/golden/seq0_text.json"));
+  std::string ids;
+  for (int32_t id : g.at("token_ids").get<std::vector<int32_t>>()) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const std::string out = (std::filesystem::temp_directory_path() / "contrail_test_logits.bin").string();
+  std::remove(out.c_str());
+  ASSERT_EQ(test::run_command(cli() + " logits -m " + quote(model) + " --tokens " + ids + " -o " + quote(out) + " 2>&1", nullptr), 0);
+  const auto got = test::read_f32(out);
+  const auto ref = test::read_f32(test::data_path("golden/tiny-random/llama/golden/seq0_text.logits.bin"));
+  ASSERT_EQ(got.size(), ref.size());
+  EXPECT_LE(test::max_abs_diff(got, ref, 32000).max_abs, 1e-3);
+  std::remove(out.c_str());
+}
+
+TEST(Cli, TokenizeIds) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  std::string out;
+  ASSERT_EQ(test::run_command(cli() + " tokenize -m " + quote(model) + " --ids 'Once upon a time'", &out), 0);
+  EXPECT_EQ(out, "[1, 403, 407, 261, 378]\n");
+}
+
+TEST(Cli, InfoDescribesModel) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  std::string out;
+  ASSERT_EQ(test::run_command(cli() + " info " + quote(model), &out), 0);
+  for (const char* want : {"architecture:  llama", "n_embd 64", "n_layer 5", "n_head 8", "n_head_kv 4", "tokenizer:",
+                           "512 tokens", "general.architecture"})
+    EXPECT_NE(out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << out;
+}
+
+TEST(Cli, HelpIsCompleteForEveryCommand) {
+  std::string out;
+  ASSERT_EQ(test::run_command(cli() + " --help", &out), 0);
+  for (const char* sub : {"run", "info", "tokenize", "logits", "bench"}) EXPECT_NE(out.find(sub), std::string::npos) << sub;
+  const std::pair<const char*, std::vector<const char*>> subs[] = {
+      {"run", {"--prompt", "--n-predict", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--model", "--threads"}},
+      {"info", {"--model", "--tensors"}},
+      {"tokenize", {"--ids", "--file", "--model"}},
+      {"logits", {"--tokens", "--output", "--model"}},
+      {"bench", {"--n-prompt", "--n-gen", "--repetitions", "--json"}},
+  };
+  for (const auto& [sub, opts] : subs) {
+    out.clear();
+    ASSERT_EQ(test::run_command(cli() + " " + sub + " --help", &out), 0) << sub;
+    for (const char* o : opts) EXPECT_NE(out.find(o), std::string::npos) << sub << " --help lacks " << o;
+  }
+}
+
+TEST(Cli, BadInputGivesClearErrors) {
+  std::string out;
+  EXPECT_EQ(test::run_command(cli() + " run -m /nonexistent/model.gguf -p hi 2>&1", &out), 1);
+  EXPECT_NE(out.find("/nonexistent/model.gguf"), std::string::npos) << out;
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  out.clear();
+  EXPECT_EQ(test::run_command(cli() + " logits -m " + quote(model) + " --tokens 1,99999 -o /tmp/x.bin 2>&1", &out), 1);
+  EXPECT_NE(out.find("99999"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(test::run_command(cli() + " run -m " + quote(model) + " -p hi --temp -1 2>&1", &out), 1);
+  EXPECT_NE(out.find("temperature"), std::string::npos) << out;
+  out.clear();
+  EXPECT_NE(test::run_command(cli() + " run --no-such-flag 2>&1", &out), 0);
+}
+
+}  // namespace
+}  // namespace contrail

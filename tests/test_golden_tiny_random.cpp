@@ -1,0 +1,66 @@
+// Random-weight Llama-architecture models against llama.cpp's goldens (MANIFEST sections 2, 4, 5):
+// logits of every position within the tolerance, greedy continuations equal wherever the golden
+// top1-top2 margin exceeds it.
+#include <gtest/gtest.h>
+
+#include "contrail/runtime/session.h"
+#include "golden.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+struct Case {
+  const char* name;
+  const char* model;   // under golden/tiny-random/
+  const char* golden;  // golden/<seq><suffix>.json
+  double tol;
+};
+
+// MANIFEST: atol 1e-3 for F32/F16-vocab models with F32 KV; ~5e-2 for quantized ones (ggml
+// quantizes activations; llama.cpp itself moves by 2.3e-2 between settings).
+const Case kCases[] = {
+    {"llama_f32_f16vocab", "llama/gguf/model.gguf", "llama/golden/{}.json", 1e-3},
+    {"llama_quant_f32", "llama_quant/gguf/model.gguf", "llama_quant/golden/{}.json", 1e-3},
+    {"llama_quant_q8_0", "llama_quant/gguf/model-Q8_0.gguf", "llama_quant/golden/{}.Q8_0.json", 5e-2},
+};
+const char* const kSeqs[] = {"seq0_text", "seq1_random", "seq2_text"};
+
+std::string golden_json(const Case& c, const char* seq) {
+  std::string p = c.golden;
+  p.replace(p.find("{}"), 2, seq);
+  return test::data_path("golden/tiny-random/" + p);
+}
+
+class TinyRandom : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TinyRandom, LogitsAndGreedyMatchLlamaCpp) {
+  const Case& c = GetParam();
+  const std::string model = test::data_path(std::string("golden/tiny-random/") + c.model);
+  CONTRAIL_REQUIRE_DATA(model);
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_ctx = 256;  // as the goldens
+  auto s = Session::load(model, so);
+  const int64_t n_vocab = s->config().n_vocab;
+  for (const char* seq : kSeqs) {
+    const std::string jpath = golden_json(c, seq);
+    const auto g = test::read_json(jpath);
+    const auto ids = g.at("token_ids").get<std::vector<int32_t>>();
+    const std::string lpath = jpath.substr(0, jpath.size() - 5) + ".logits.bin";
+    const auto ref = test::read_f32(lpath);
+    ASSERT_EQ(ref.size(), ids.size() * static_cast<size_t>(n_vocab)) << lpath;
+    const auto got = s->evaluate_all(ids);
+    const auto d = test::max_abs_diff(got, ref, n_vocab);
+    EXPECT_LE(d.max_abs, c.tol) << c.name << "/" << seq << ": worst at position " << d.row << ", token " << d.col;
+    const int matched = test::check_greedy(*s, ids, g, c.tol);
+    RecordProperty(std::string(seq) + "_greedy_matched", matched);
+    RecordProperty(std::string(seq) + "_max_abs_diff", std::to_string(d.max_abs));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, TinyRandom, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace contrail

@@ -1,0 +1,145 @@
+// `contrail bench`: prompt-processing and generation speed (median of repetitions, like
+// llama-bench), the machine's read bandwidth, and the share of the bandwidth roofline reached in
+// generation.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "common.h"
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/kernels/membw.h"
+
+namespace contrail::cli {
+namespace {
+
+struct BenchArgs {
+  ModelOptions model;
+  int64_t n_prompt = 128;
+  int64_t n_gen = 128;
+  int reps = 5;
+  bool json = false;
+  bool no_membw = false;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Deterministic token ids spread over the vocabulary (content does not change the work done).
+std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919 + 3) % n_vocab);
+  return ids;
+}
+
+// Bytes a single decode step must read: every weight matrix once (the token embedding only one
+// row, unless it doubles as the output projection), plus the KV cache up to `n_kv` positions.
+double bytes_per_token(const ModelFile& mf, int64_t n_kv) {
+  double b = 0;
+  for (const auto& [name, t] : mf.tensors) {
+    if (name == "token_embd.weight" && !mf.config.tied_embeddings)
+      b += static_cast<double>(t.row_bytes());
+    else
+      b += static_cast<double>(t.nbytes());
+  }
+  const ModelConfig& c = mf.config;
+  b += 2.0 * c.n_layer * static_cast<double>(n_kv) * c.n_head_kv * c.head_dim * sizeof(float);
+  return b;
+}
+
+int bench(const BenchArgs& a) {
+  if (a.reps < 1) throw InvalidArgument(fmt::format("--repetitions {} must be >= 1", a.reps));
+  SessionOptions so = session_options(a.model);
+  if (so.n_ctx <= 0) so.n_ctx = std::max<int64_t>(a.n_prompt + a.n_gen, 16);
+  so.n_batch = std::max<int64_t>(a.n_prompt, 1);
+  const std::string path = resolve_model(a.model);
+  auto s = Session::load(path, so);
+  const ModelConfig& c = s->config();
+  using clock = std::chrono::steady_clock;
+  std::vector<float> logits;
+
+  std::vector<double> pp, tg;
+  for (int r = 0; r <= a.reps; ++r) {  // r == 0 is the warm-up
+    if (a.n_prompt > 0) {
+      const auto ids = bench_tokens(a.n_prompt, c.n_vocab);
+      s->cache().clear();
+      const auto t0 = clock::now();
+      s->transformer().forward(ids, s->cache(), s->pool(), logits, false);
+      const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+      if (r > 0) pp.push_back(a.n_prompt / dt);
+    }
+    if (a.n_gen > 0) {
+      s->cache().clear();
+      const auto ids = bench_tokens(a.n_gen, c.n_vocab);
+      const auto t0 = clock::now();
+      for (int64_t i = 0; i < a.n_gen; ++i)
+        s->transformer().forward(std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1), s->cache(), s->pool(),
+                                 logits, false);
+      const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+      if (r > 0) tg.push_back(a.n_gen / dt);
+    }
+  }
+  const double pp_tps = pp.empty() ? 0 : median(pp);
+  const double tg_tps = tg.empty() ? 0 : median(tg);
+  const double bw = a.no_membw ? 0 : measure_read_bandwidth_gbs(s->pool());
+  const double bpt = bytes_per_token(s->model_file(), a.n_gen / 2);
+  const double roofline = bw > 0 ? bw * 1e9 / bpt : 0;
+  const double pct = roofline > 0 ? 100.0 * tg_tps / roofline : 0;
+
+  size_t model_bytes = 0;
+  int64_t params = 0;
+  for (const auto& [name, t] : s->model_file().tensors) {
+    model_bytes += t.nbytes();
+    params += t.numel();
+  }
+  if (a.json) {
+    fmt::print(
+        "{{\"model\": \"{}\", \"model_bytes\": {}, \"params\": {}, \"threads\": {}, \"isa\": \"{}\", \"n_prompt\": {}, "
+        "\"n_gen\": {}, \"repetitions\": {}, \"pp_tokens_per_s\": {:.3f}, \"tg_tokens_per_s\": {:.3f}, "
+        "\"membw_gb_per_s\": {:.2f}, \"bytes_per_token\": {:.0f}, \"roofline_tokens_per_s\": {:.3f}, "
+        "\"roofline_pct\": {:.2f}}}\n",
+        path, model_bytes, params, s->pool().size(), isa_name(active_isa()), a.n_prompt, a.n_gen, a.reps, pp_tps,
+        tg_tps, bw, bpt, roofline, pct);
+    return 0;
+  }
+  fmt::print("model: {} ({} {}, {:.2f} MiB, {:.2f} M params) | threads {} | kernels {} | cpu {}\n", path, c.arch,
+             c.name, model_bytes / 1048576.0, params / 1e6, s->pool().size(), isa_name(active_isa()),
+             cpu_features().brand);
+  fmt::print("| test   | tokens/s (median of {}) | min      | max      |\n|--------|-------------|----------|----------|\n",
+             a.reps);
+  if (!pp.empty())
+    fmt::print("| pp{:<4} | {:>11.1f} | {:>8.1f} | {:>8.1f} |\n", a.n_prompt, pp_tps, *std::min_element(pp.begin(), pp.end()),
+               *std::max_element(pp.begin(), pp.end()));
+  if (!tg.empty())
+    fmt::print("| tg{:<4} | {:>11.1f} | {:>8.1f} | {:>8.1f} |\n", a.n_gen, tg_tps, *std::min_element(tg.begin(), tg.end()),
+               *std::max_element(tg.begin(), tg.end()));
+  if (bw > 0)
+    fmt::print("memory read bandwidth {:.1f} GB/s; a generated token reads {:.2f} MB -> roofline {:.1f} tokens/s; "
+               "generation reaches {:.1f}% of it\n",
+               bw, bpt / 1e6, roofline, pct);
+  return 0;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int& status) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand("bench", "Measure prompt processing and generation speed (tokens/s)");
+  add_model_options(*sub, args->model);
+  sub->add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens per pp run (0 = skip)")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
+  sub->add_option("-n,--n-gen", args->n_gen, "Generated tokens per tg run (0 = skip)")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
+  sub->add_option("-r,--repetitions", args->reps, "Repetitions (median reported)")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  sub->add_flag("--json", args->json, "Print results as one JSON object");
+  sub->add_flag("--no-membw", args->no_membw, "Skip the memory bandwidth probe");
+  sub->callback([args, &status] { status = bench(*args); });
+}
+
+}  // namespace contrail::cli

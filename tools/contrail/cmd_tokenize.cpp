@@ -1,0 +1,70 @@
+// `contrail tokenize`: print the token ids (and pieces) of a text.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common.h"
+#include "contrail/core/error.h"
+
+namespace contrail::cli {
+namespace {
+
+struct TokenizeArgs {
+  ModelOptions model;
+  std::string text;
+  std::string file;
+  bool ids_only = false;
+  bool no_bos = false;
+  bool parse_special = false;
+};
+
+std::string printable(const std::string& bytes) {
+  std::string out;
+  for (unsigned char ch : bytes) {
+    if (ch == '\n') out += "\\n";
+    else if (ch == '\t') out += "\\t";
+    else if (ch < 0x20 || ch == 0x7f) out += fmt::format("\\x{:02x}", ch);
+    else out += static_cast<char>(ch);
+  }
+  return out;
+}
+
+int tokenize(const TokenizeArgs& a) {
+  std::string text = a.text;
+  if (!a.file.empty()) {
+    std::ifstream f(a.file, std::ios::binary);
+    if (!f) throw Error(fmt::format("cannot read '{}'", a.file));
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  const ModelFile mf = load_model_file(resolve_model(a.model), session_options(a.model).load);
+  const Tokenizer tok(mf.vocab);
+  const std::vector<int32_t> ids = tok.encode(text, !a.no_bos, a.parse_special);
+  if (a.ids_only) {
+    std::string line = "[";
+    for (size_t i = 0; i < ids.size(); ++i) line += fmt::format("{}{}", i ? ", " : "", ids[i]);
+    fmt::print("{}]\n", line);
+  } else {
+    for (int32_t id : ids) fmt::print("{:>8} -> '{}'\n", id, printable(tok.token_to_bytes(id, true)));
+    fmt::print("{} tokens\n", ids.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app, int& status) {
+  auto args = std::make_shared<TokenizeArgs>();
+  CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids and pieces of a text");
+  add_model_options(*sub, args->model);
+  sub->add_option("text", args->text, "Text to tokenize");
+  sub->add_option("--file", args->file, "Read the text from a file")->check(CLI::ExistingFile);
+  sub->add_flag("--ids", args->ids_only, "Print only the ids, as [1, 2, 3]");
+  sub->add_flag("--no-bos", args->no_bos, "Do not add BOS/EOS even if the vocabulary asks for it");
+  sub->add_flag("--parse-special", args->parse_special, "Recognise special-token text such as <s> in the input");
+  sub->callback([args, &status] { status = tokenize(*args); });
+}
+
+}  // namespace contrail::cli

@@ -1,0 +1,38 @@
+// Shared pieces of the contrail CLI subcommands: default-model lookup, option groups, output helpers.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "contrail/runtime/session.h"
+
+namespace contrail::cli {
+
+// Options every model-using subcommand shares.
+struct ModelOptions {
+  std::string model;      // empty: the default model
+  std::string tokenizer;  // llama2.c only
+  int threads = 0;
+  int64_t ctx = 0;
+  std::string isa;        // overrides CONTRAIL_ISA
+};
+
+void add_model_options(CLI::App& app, ModelOptions& o, bool model_required = false);
+// Applies --isa and resolves the default model; returns the model path.
+std::string resolve_model(const ModelOptions& o);
+SessionOptions session_options(const ModelOptions& o);
+
+void add_sampling_options(CLI::App& app, SamplingParams& s);
+
+// Parses "1,2,3" (spaces allowed) into ids; throws InvalidArgument naming the bad item.
+std::vector<int32_t> parse_id_list(const std::string& s);
+
+// Subcommand registration: each adds itself to `app` and returns the callback's exit status via
+// the `status` reference.
+void register_run(CLI::App& app, int& status);
+void register_info(CLI::App& app, int& status);
+void register_tokenize(CLI::App& app, int& status);
+void register_logits(CLI::App& app, int& status);
+void register_bench(CLI::App& app, int& status);
+
+}  // namespace contrail::cli
