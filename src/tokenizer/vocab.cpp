@@ -2,6 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <unordered_map>
+
 #include "contrail/core/error.h"
 
 namespace contrail {
@@ -27,11 +33,34 @@ void VocabData::validate(const std::string& source) const {
   if (!scores.empty() && scores.size() != n)
     throw FormatError(fmt::format("{}: tokenizer scores has {} entries but tokens has {}", source, scores.size(), n));
   if (types.size() != n)
-    throw FormatError(fmt::format("{}: tokenizer token_type has {} entries but tokens has {}", source, types.size(), n));
+    throw FormatError(
+        fmt::format("{}: tokenizer token_type has {} entries but tokens has {}", source, types.size(), n));
   for (size_t i = 0; i < n; ++i) {
     const auto t = static_cast<int32_t>(types[i]);
     if (t < static_cast<int32_t>(TokenType::Undefined) || t > static_cast<int32_t>(TokenType::Byte))
       throw FormatError(fmt::format("{}: token_type[{}] = {} is not a known token type (0..6)", source, i, t));
+  }
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (std::isnan(scores[i]))  // NaN would break the "highest score first" merge order
+      throw FormatError(fmt::format("{}: tokenizer score of token {} is NaN", source, i));
+  // Byte tokens must spell their byte as "<0xHH>".
+  for (size_t i = 0; i < n; ++i) {
+    if (types[i] != TokenType::Byte) continue;
+    const std::string& t = tokens[i];
+    const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>' || !hex(t[3]) || !hex(t[4]))
+      throw FormatError(
+          fmt::format("{}: token {} has type Byte but its text '{}' is not of the form <0xHH>", source, i, t));
+  }
+  // Text -> id must be unambiguous (empty pieces can never match text and are ignored).
+  std::unordered_map<std::string_view, size_t> first_id;
+  first_id.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (tokens[i].empty()) continue;
+    const auto [it, inserted] = first_id.emplace(tokens[i], i);
+    if (!inserted)
+      throw FormatError(
+          fmt::format("{}: duplicate token text '{}' at ids {} and {}", source, tokens[i], it->second, i));
   }
   if (kind == VocabKind::BytePair && merges.empty())
     throw FormatError(fmt::format("{}: byte-pair vocabulary (model '{}') has no merges", source, model));

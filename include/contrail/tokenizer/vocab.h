@@ -31,13 +31,18 @@ struct VocabData {
   bool add_space_prefix = true;  // SentencePiece "add dummy prefix"
   std::string chat_template;     // tokenizer.chat_template if present
 
-  // Throws FormatError naming `source` if sizes disagree or special ids are out of range.
+  // Throws FormatError naming `source` if sizes disagree or special ids are out of range (-1 =
+  // unset), add_bos/add_eos need an unset id, a type is not a TokenType, a Byte token is not
+  // spelled "<0xHH>", a score is NaN, two tokens have the same non-empty text, or a BytePair
+  // vocab has no merges.
   void validate(const std::string& source) const;
 };
 
 // Reads a llama2.c tokenizer.bin: int32 max_token_length, then n_vocab x (f32 score, int32 len,
 // len bytes). llama2.c conventions: UNK 0, BOS 1, EOS 2; "<0xNN>" pieces are byte tokens; add_bos.
 // n_vocab comes from the model header. Validates lengths against the file; throws FormatError.
+// The exporter's ' ' (for U+2581) and "\n<s>\n" / "\n</s>\n" are mapped back, so the result
+// equals the GGUF vocabulary of the same model.
 VocabData load_llama2c_vocab(const std::string& path, int64_t n_vocab);
 
 }  // namespace contrail

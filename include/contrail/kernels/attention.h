@@ -1,0 +1,36 @@
+// Per-ISA attention kernel: one query row of one head against a run of consecutive KV rows.
+//
+// attend_row computes, for the keys j in [0, n_keys):
+//   s_j = scale * dot(q, k_j)                        (f32)
+//   s_j = softcap * tanhf(s_j * (1 / softcap))       (only when softcap > 0; as ggml: scale, tanh, scale)
+//   p   = softmax(s)                                 (the elementwise softmax_row of the same ISA)
+//   out = sum_j p_j * v_j
+// which is llama.cpp's non-flash attention for the rows the mask admits. The caller (ops::attention)
+// chooses the admitted run (causal limit and sliding window) and the KV head (GQA).
+//
+// Layout: q: (head_dim); k, v: n_keys rows of head_dim floats, row j at k + j * kv_stride (the KV
+// cache rows of one kv head); scores: scratch of n_keys floats (overwritten); out: (head_dim), must
+// not overlap q, k, v or scores. n_keys >= 1, head_dim >= 1.
+// The SIMD variants agree with the scalar reference to f32 rounding (different summation order and
+// the polynomial exp of softmax_row).
+#pragma once
+#include <cstdint>
+
+#include "contrail/core/cpu_features.h"
+
+namespace contrail::kernels {
+
+using AttendRowFn = void (*)(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                             int64_t n_keys, float scale, float softcap, float* scores, float* out);
+
+// The attend_row entry for `isa`. Throws InvalidArgument if !isa_supported(isa).
+AttendRowFn attend_row_kernel(Isa isa);
+
+void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                       int64_t n_keys, float scale, float softcap, float* scores, float* out);
+void attend_row_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                     int64_t n_keys, float scale, float softcap, float* scores, float* out);
+void attend_row_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                       int64_t n_keys, float scale, float softcap, float* scores, float* out);
+
+}  // namespace contrail::kernels

@@ -1,0 +1,46 @@
+// Scalar reference attention kernel (the oracle for the SIMD variants) and the per-ISA dispatch.
+// Formulas: contrail/kernels/attention.h.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "contrail/core/error.h"
+#include "contrail/kernels/attention.h"
+#include "contrail/kernels/elementwise.h"
+
+namespace contrail::kernels {
+
+void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                       int64_t n_keys, float scale, float softcap, float* scores, float* out) {
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* kj = k + j * kv_stride;  // (head_dim)
+    float dot = 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kj[d];
+    scores[j] = dot * scale;
+  }
+  if (softcap > 0.0f) {
+    const float inv_cap = 1.0f / softcap;
+    for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * std::tanh(scores[j] * inv_cap);
+  }
+  softmax_row_scalar(scores, n_keys);
+  for (int64_t d = 0; d < head_dim; ++d) out[d] = 0.0f;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* vj = v + j * kv_stride;  // (head_dim)
+    const float p = scores[j];
+    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vj[d];
+  }
+}
+
+AttendRowFn attend_row_kernel(Isa isa) {
+  if (!isa_supported(isa))
+    throw InvalidArgument(fmt::format("attention kernels: ISA {} is not supported by this CPU (best: {})",
+                                      isa_name(isa), isa_name(best_isa())));
+  switch (isa) {
+    case Isa::Avx512: return attend_row_avx512;
+    case Isa::Avx2: return attend_row_avx2;
+    case Isa::Scalar: break;
+  }
+  return attend_row_scalar;
+}
+
+}  // namespace contrail::kernels

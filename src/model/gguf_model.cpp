@@ -1,0 +1,175 @@
+// GGUF -> ModelFile: hyperparameters from the "<arch>.*" keys (named as llama.cpp names them),
+// then every weight the architecture needs, checked for presence, shape and dtype. Tensors are
+// views into the GGUF mapping.
+#include <fmt/format.h>
+
+#include <unordered_set>
+
+#include "contrail/core/error.h"
+#include "contrail/model/arch.h"
+#include "contrail/model/gguf.h"
+#include "contrail/model/model_file.h"
+#include "model/loader_detail.h"
+
+namespace contrail {
+namespace detail {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", s[i]);
+  return out + ")";
+}
+
+// Dtypes the CPU kernels handle for weight matrices; norm weights must be f32.
+bool supported_matrix_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0;
+}
+
+ModelConfig read_config(const GgufFile& g) {
+  const std::string& src = g.path();
+  ModelConfig c;
+  c.arch = g.get_string("general.architecture");
+  const ArchTraits* traits = nullptr;
+  try {
+    traits = &arch_traits(c.arch);
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("{}: general.architecture: {}", src, e.what()));
+  }
+  c.name = g.get_string_opt("general.name").value_or("");
+  const std::string a = c.arch + ".";
+  c.n_ctx_train = g.get_int(a + "context_length");
+  c.n_embd = g.get_int(a + "embedding_length");
+  c.n_layer = g.get_int(a + "block_count");
+  c.n_ff = g.get_int(a + "feed_forward_length");
+  c.n_head = g.get_int(a + "attention.head_count");
+  c.n_head_kv = g.get_int(a + "attention.head_count_kv", c.n_head);
+  if (g.find(a + "attention.key_length")) {
+    c.head_dim = g.get_int(a + "attention.key_length");
+  } else if (c.n_head > 0) {
+    if (c.n_embd % c.n_head != 0)
+      throw FormatError(fmt::format("{}: {}embedding_length {} is not a multiple of {}attention.head_count {} and {}"
+                                    "attention.key_length is absent",
+                                    src, a, c.n_embd, a, c.n_head, a));
+    c.head_dim = c.n_embd / c.n_head;
+  }
+  const int64_t value_dim = g.get_int(a + "attention.value_length", c.head_dim);
+  if (value_dim != c.head_dim)
+    throw FormatError(fmt::format("{}: {}attention.value_length {} differs from the key length {} (not supported yet)",
+                                  src, a, value_dim, c.head_dim));
+
+  c.rope.n_rot = g.get_int(a + "rope.dimension_count", c.head_dim);
+  c.rope.freq_base = static_cast<float>(g.get_float(a + "rope.freq_base", 10000.0));
+  c.rope.mode = traits->rope_mode;
+  // Like llama.cpp: a scaling factor (or the older rope.scale_linear) means linear scaling
+  // unless rope.scaling.type says otherwise; freq_scale = 1 / factor.
+  const std::string scaling = g.get_string_opt(a + "rope.scaling.type").value_or("linear");
+  if (scaling != "linear" && scaling != "none")
+    throw FormatError(fmt::format("{}: {}rope.scaling.type '{}' is not supported yet (supported: none, linear)", src, a,
+                                  scaling));
+  const double factor = g.get_float(a + "rope.scaling.factor", g.get_float(a + "rope.scale_linear", 0.0));
+  c.rope.freq_scale = factor == 0.0 ? 1.f : static_cast<float>(1.0 / factor);
+  c.norm_eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon"));
+
+  // Vocabulary size: the tokenizer's token list, else the explicit key, else the embedding rows.
+  if (const GgufValue* tokens = g.find("tokenizer.ggml.tokens")) {
+    if (tokens->type != GgufType::ARRAY || tokens->elem_type != GgufType::STRING)
+      throw FormatError(fmt::format("{}: key 'tokenizer.ggml.tokens' is not an array of strings", src));
+    c.n_vocab = static_cast<int64_t>(tokens->array_size());
+  } else if (g.find(a + "vocab_size")) {
+    c.n_vocab = g.get_int(a + "vocab_size");
+  } else if (const GgufTensorInfo* emb = g.find_tensor("token_embd.weight")) {
+    c.n_vocab = emb->shape.front();
+  }
+  c.tied_embeddings = g.find_tensor("output.weight") == nullptr;
+  c.validate(src);
+  return c;
+}
+
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool norm;  // must be f32
+};
+
+// The weights of the llama architecture (see model_file.h for names and shapes).
+std::vector<Expected> llama_weights(const ModelConfig& c) {
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  std::vector<Expected> w = {
+      {"token_embd.weight", {c.n_vocab, c.n_embd}, false},
+      {"output_norm.weight", {c.n_embd}, true},
+  };
+  if (!c.tied_embeddings) w.push_back({"output.weight", {c.n_vocab, c.n_embd}, false});
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = fmt::format("blk.{}.", i);
+    w.push_back({p + "attn_norm.weight", {c.n_embd}, true});
+    w.push_back({p + "attn_q.weight", {q_dim, c.n_embd}, false});
+    w.push_back({p + "attn_k.weight", {kv_dim, c.n_embd}, false});
+    w.push_back({p + "attn_v.weight", {kv_dim, c.n_embd}, false});
+    w.push_back({p + "attn_output.weight", {c.n_embd, q_dim}, false});
+    w.push_back({p + "ffn_norm.weight", {c.n_embd}, true});
+    w.push_back({p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false});
+    w.push_back({p + "ffn_up.weight", {c.n_ff, c.n_embd}, false});
+    w.push_back({p + "ffn_down.weight", {c.n_embd, c.n_ff}, false});
+  }
+  return w;
+}
+
+}  // namespace
+
+void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
+  const GgufFile& g = *gguf;
+  const std::string& src = g.path();
+  out.format = ModelFormat::Gguf;
+  out.path = src;
+  out.gguf = gguf;
+  out.config = read_config(g);
+  const ModelConfig& c = out.config;
+
+  const std::vector<Expected> want = llama_weights(c);
+  std::unordered_set<std::string> expected;
+  for (const Expected& e : want) {
+    expected.insert(e.name);
+    const GgufTensorInfo* t = g.find_tensor(e.name);
+    if (!t)
+      throw FormatError(fmt::format("{}: required tensor '{}' {} is missing ({} {} layers, {} tensors in the file)", src,
+                                    e.name, shape_str(e.shape), c.n_layer, c.arch, g.tensors().size()));
+    if (e.norm && t->dtype != DType::F32)
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but norm weights must be f32", src, e.name,
+                                    dtype_name(t->dtype)));
+    if (!supported_matrix_dtype(t->dtype))
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, which is not supported yet "
+                                    "(supported: f32, f16, bf16, q8_0)",
+                                    src, e.name, dtype_name(t->dtype)));
+    if (t->shape != e.shape)
+      throw FormatError(fmt::format(
+          "{}: tensor '{}' has shape {}, expected {} (n_vocab {}, n_embd {}, n_head {}, n_head_kv {}, head_dim {}, "
+          "n_ff {})",
+          src, e.name, shape_str(t->shape), shape_str(e.shape), c.n_vocab, c.n_embd, c.n_head, c.n_head_kv,
+          c.head_dim, c.n_ff));
+    out.tensors.emplace(e.name, g.tensor(e.name));
+  }
+  // A tensor the architecture does not use (biases, rope_freqs, ...) would be silently ignored
+  // and give wrong results: reject it.
+  for (const GgufTensorInfo& t : g.tensors())
+    if (!expected.count(t.name))
+      throw FormatError(fmt::format("{}: unexpected tensor '{}' {} {}: not used by the supported {} architecture", src,
+                                    t.name, dtype_name(t.dtype), shape_str(t.shape), c.arch));
+
+  out.metadata.clear();
+  for (const GgufKV& kv : g.metadata()) out.metadata.emplace_back(kv.key, kv.value.to_display());
+}
+
+}  // namespace detail
+
+ModelFile load_gguf_model(const std::string& path) {
+  ModelFile m;
+  detail::read_gguf_weights(GgufFile::open(path), m);
+  m.vocab = read_gguf_vocab(*m.gguf);
+  if (static_cast<int64_t>(m.vocab.tokens.size()) != m.config.n_vocab)
+    throw FormatError(fmt::format("{}: the tokenizer has {} tokens but the model's n_vocab is {}", path,
+                                  m.vocab.tokens.size(), m.config.n_vocab));
+  return m;
+}
+
+}  // namespace contrail

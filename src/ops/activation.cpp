@@ -1,0 +1,75 @@
+// ops::swiglu and ops::add_inplace: validation, then the flat kernel of the active ISA over
+// contiguous chunks of the thread pool.
+#include "contrail/ops/activation.h"
+
+#include <fmt/format.h>
+
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/kernels/elementwise.h"
+
+namespace contrail::ops {
+namespace {
+
+constexpr int64_t kGrainElems = 16384;  // elements per thread chunk below which splitting does not pay
+
+void check_f32_cpu(const char* op, const char* name, const Tensor& t) {
+  if (t.device() != Device::CPU)
+    throw InvalidArgument(fmt::format("{}: {} is a {} tensor; only CPU tensors are supported", op, name,
+                                      t.device() == Device::CUDA ? "CUDA" : "non-CPU"));
+  if (t.dtype() != DType::F32)
+    throw InvalidArgument(fmt::format("{}: {} has dtype {}, expected f32", op, name, dtype_name(t.dtype())));
+  if (t.numel() > 0 && t.data() == nullptr)
+    throw InvalidArgument(fmt::format("{}: {} {} has no data", op, name, t.shape_str()));
+}
+
+void check_same_shape(const char* op, const char* name, const Tensor& t, const char* ref_name, const Tensor& ref) {
+  if (t.shape() != ref.shape())
+    throw InvalidArgument(fmt::format("{}: {} has shape {}, expected the shape of {} {}", op, name, t.shape_str(),
+                                      ref_name, ref.shape_str()));
+}
+
+// Elementwise ops read and write element i together, so an output may be its input itself, but
+// any other overlap would read already-written elements.
+void check_alias(const char* op, const char* out_name, const Tensor& out, const char* in_name, const Tensor& in) {
+  const auto* po = static_cast<const char*>(out.data());
+  const auto* pi = static_cast<const char*>(in.data());
+  const size_t n = out.nbytes();  // == in.nbytes(): same shape and dtype
+  if (po != pi && n > 0 && po < pi + n && pi < po + n)
+    throw InvalidArgument(fmt::format("{}: {} partially overlaps {} (it must be {} itself or disjoint from it)", op,
+                                      out_name, in_name, in_name));
+}
+
+}  // namespace
+
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool& pool) {
+  check_f32_cpu("swiglu", "gate", gate);
+  check_f32_cpu("swiglu", "up", up);
+  check_f32_cpu("swiglu", "out", out);
+  check_same_shape("swiglu", "up", up, "gate", gate);
+  check_same_shape("swiglu", "out", out, "gate", gate);
+  check_alias("swiglu", "out", out, "gate", gate);
+  check_alias("swiglu", "out", out, "up", up);
+
+  const kernels::ElementwiseKernels& k = kernels::elementwise_kernels(active_isa());
+  const float* g = gate.data_as<float>();  // (numel)
+  const float* u = up.data_as<float>();    // (numel)
+  float* o = out.data_as<float>();         // (numel)
+  pool.parallel_for(gate.numel(), kGrainElems,
+                    [&](int64_t begin, int64_t end) { k.swiglu(g + begin, u + begin, o + begin, end - begin); });
+}
+
+void add_inplace(Tensor& y, const Tensor& x, ThreadPool& pool) {
+  check_f32_cpu("add_inplace", "y", y);
+  check_f32_cpu("add_inplace", "x", x);
+  check_same_shape("add_inplace", "x", x, "y", y);
+  check_alias("add_inplace", "y", y, "x", x);
+
+  const kernels::ElementwiseKernels& k = kernels::elementwise_kernels(active_isa());
+  float* yp = y.data_as<float>();        // (numel)
+  const float* xp = x.data_as<float>();  // (numel)
+  pool.parallel_for(y.numel(), kGrainElems,
+                    [&](int64_t begin, int64_t end) { k.add_inplace(yp + begin, xp + begin, end - begin); });
+}
+
+}  // namespace contrail::ops

@@ -1,0 +1,102 @@
+// ops::attention: validation, then the attend_row kernel of the active ISA for every
+// (token, query head) pair, the pairs split over the thread pool. Masking is done by choosing the
+// run of admitted KV rows: [max(0, pos - window + 1), pos] (or [0, pos] without a window), which
+// is what llama.cpp's -inf mask admits.
+#include "contrail/ops/attention.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/kernels/attention.h"
+
+namespace contrail::ops {
+namespace {
+
+constexpr int64_t kGrainWork = 32768;  // multiply-adds per thread chunk below which splitting does not pay
+
+void check_f32_cpu_3d(const char* name, const Tensor& t) {
+  if (t.device() != Device::CPU)
+    throw InvalidArgument(fmt::format("attention: {} is a {} tensor; only CPU tensors are supported", name,
+                                      t.device() == Device::CUDA ? "CUDA" : "non-CPU"));
+  if (t.dtype() != DType::F32)
+    throw InvalidArgument(fmt::format("attention: {} has dtype {}, expected f32", name, dtype_name(t.dtype())));
+  if (t.ndim() != 3)
+    throw InvalidArgument(fmt::format("attention: {} has shape {}, expected 3 dims", name, t.shape_str()));
+  if (t.numel() > 0 && t.data() == nullptr)
+    throw InvalidArgument(fmt::format("attention: {} {} has no data", name, t.shape_str()));
+}
+
+// True when the byte ranges of a and b intersect.
+bool overlap(const Tensor& a, const Tensor& b) {
+  const auto* pa = static_cast<const char*>(a.data());
+  const auto* pb = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* pos, const AttentionParams& p,
+               Tensor& out, ThreadPool& pool) {
+  check_f32_cpu_3d("q", q);
+  check_f32_cpu_3d("k", k);
+  check_f32_cpu_3d("v", v);
+  check_f32_cpu_3d("out", out);
+  const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
+  const int64_t n_kv = k.dim(0), n_head_kv = k.dim(1);
+  if (k.dim(2) != head_dim)
+    throw InvalidArgument(fmt::format("attention: k has shape {} but q has shape {}: head_dim {} != {}",
+                                      k.shape_str(), q.shape_str(), k.dim(2), head_dim));
+  if (v.shape() != k.shape())
+    throw InvalidArgument(fmt::format("attention: v has shape {}, expected the shape of k {}", v.shape_str(),
+                                      k.shape_str()));
+  if (out.shape() != q.shape())
+    throw InvalidArgument(fmt::format("attention: out has shape {}, expected the shape of q {}", out.shape_str(),
+                                      q.shape_str()));
+  if (n_head_kv < 1 || n_head % n_head_kv != 0)
+    throw InvalidArgument(fmt::format("attention: n_head {} (q {}) is not a multiple of n_head_kv {} (k {})", n_head,
+                                      q.shape_str(), n_head_kv, k.shape_str()));
+  if (!(p.scale > 0.0f) || !std::isfinite(p.scale))
+    throw InvalidArgument(fmt::format("attention: scale {} must be finite and > 0 (usually 1/sqrt(head_dim))",
+                                      p.scale));
+  if (p.window < 0) throw InvalidArgument(fmt::format("attention: window {} is negative", p.window));
+  if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
+    throw InvalidArgument(fmt::format("attention: softcap {} must be finite and >= 0", p.softcap));
+  if (overlap(out, q) || overlap(out, k) || overlap(out, v))
+    throw InvalidArgument("attention: out overlaps q, k or v");
+  if (out.numel() == 0) return;
+  if (pos == nullptr) throw InvalidArgument(fmt::format("attention: pos is null for {} tokens", n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    if (pos[t] < 0) throw InvalidArgument(fmt::format("attention: pos[{}] = {} is negative", t, pos[t]));
+    if (pos[t] >= n_kv)
+      throw InvalidArgument(fmt::format("attention: pos[{}] = {} is beyond the KV history: it must be < n_kv {}", t,
+                                        pos[t], n_kv));
+  }
+
+  const kernels::AttendRowFn attend = kernels::attend_row_kernel(active_isa());
+  const int64_t group = n_head / n_head_kv;      // query heads per kv head
+  const int64_t kv_stride = n_head_kv * head_dim;  // floats between consecutive positions of k, v
+  const float* qp = q.data_as<float>();          // (n_tokens, n_head, head_dim)
+  const float* kp = k.data_as<float>();          // (n_kv, n_head_kv, head_dim)
+  const float* vp = v.data_as<float>();          // (n_kv, n_head_kv, head_dim)
+  float* op = out.data_as<float>();              // (n_tokens, n_head, head_dim)
+  // Pair i = t * n_head + h: heads sharing a kv head are adjacent, so a chunk reuses its K/V rows.
+  const int64_t grain = std::max<int64_t>(1, kGrainWork / (n_kv * head_dim));
+  pool.parallel_for(n_tokens * n_head, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(n_kv));  // (n_kv) scratch of one row
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / n_head, h = i % n_head;
+      const int64_t hi = pos[t];
+      const int64_t lo = p.window > 0 ? std::max<int64_t>(0, hi - p.window + 1) : 0;
+      const int64_t kv_off = lo * kv_stride + (h / group) * head_dim;
+      attend(qp + i * head_dim, kp + kv_off, vp + kv_off, kv_stride, head_dim, hi - lo + 1, p.scale, p.softcap,
+             scores.data(), op + i * head_dim);
+    }
+  });
+}
+
+}  // namespace contrail::ops

@@ -1,0 +1,180 @@
+// ops::matmul / ops::get_rows: validation, kernel choice per weight dtype and active_isa(), and the
+// split of output rows across the thread pool. The arithmetic lives in contrail/kernels/matmul.h.
+#include "contrail/ops/matmul.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/kernels/matmul.h"
+#include "contrail/kernels/quantize.h"
+
+namespace contrail::ops {
+namespace {
+
+// Threads get whole multiples of this many output rows (a multiple of every kernel's row tile).
+constexpr int64_t kRowGrain = 16;
+// Below this many multiply-adds per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinMacsPerThread = int64_t{1} << 16;
+
+void require_cpu(const Tensor& t, const char* op, const char* name) {
+  if (t.device() != Device::CPU)
+    throw InvalidArgument(fmt::format("{}: {} {} is not on the CPU; only CPU tensors are supported", op, name,
+                                      t.shape_str()));
+}
+
+void require_2d(const Tensor& t, const char* op, const char* name, const char* expected) {
+  if (t.ndim() != 2)
+    throw InvalidArgument(
+        fmt::format("{}: {} must be 2-d {}, got {}-d {}", op, name, expected, t.ndim(), t.shape_str()));
+}
+
+void require_f32(const Tensor& t, const char* op, const char* name) {
+  if (t.dtype() != DType::F32)
+    throw InvalidArgument(fmt::format("{}: {} must be f32, got {}", op, name, dtype_name(t.dtype())));
+}
+
+void require_data(const Tensor& t, const char* op, const char* name) {
+  if (t.nbytes() > 0 && t.data() == nullptr)
+    throw InvalidArgument(fmt::format("{}: {} {} has no data", op, name, t.shape_str()));
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+kernels::MatmulFn kernel_for(const kernels::MatmulKernels& ks, DType t) {
+  switch (t) {
+    case DType::F32: return ks.f32;
+    case DType::F16: return ks.f16;
+    case DType::BF16: return ks.bf16;
+    case DType::Q8_0: return ks.q8_0;
+    default: break;
+  }
+  throw InvalidArgument(
+      fmt::format("matmul: weight dtype {} is not supported (expected f32, f16, bf16 or q8_0)", dtype_name(t)));
+}
+
+}  // namespace
+
+void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
+  const char* op = "matmul";
+  require_cpu(w, op, "weight w");
+  require_cpu(x, op, "input x");
+  require_cpu(y, op, "output y");
+  require_2d(w, op, "weight w", "(n_out, n_in)");
+  require_2d(x, op, "input x", "(n_tokens, n_in)");
+  require_2d(y, op, "output y", "(n_tokens, n_out)");
+  const kernels::MatmulKernels& ks = kernels::matmul_kernels(active_isa());
+  const kernels::MatmulFn kernel = kernel_for(ks, w.dtype());
+  require_f32(x, op, "input x");
+  require_f32(y, op, "output y");
+  const int64_t n_out = w.dim(0), n_in = w.dim(1), n_tokens = x.dim(0);
+  if (x.dim(1) != n_in)
+    throw InvalidArgument(fmt::format("matmul: input x {} has {} columns but weight w {} has n_in = {}", x.shape_str(),
+                                      x.dim(1), w.shape_str(), n_in));
+  if (y.dim(0) != n_tokens || y.dim(1) != n_out)
+    throw InvalidArgument(fmt::format("matmul: output y is {} but x {} times w {}^T is ({}, {})", y.shape_str(),
+                                      x.shape_str(), w.shape_str(), n_tokens, n_out));
+  require_data(w, op, "weight w");
+  require_data(x, op, "input x");
+  require_data(y, op, "output y");
+  if (overlaps(y, x)) throw InvalidArgument(fmt::format("matmul: output y {} aliases input x {}", y.shape_str(), x.shape_str()));
+  if (overlaps(y, w)) throw InvalidArgument(fmt::format("matmul: output y {} aliases weight w {}", y.shape_str(), w.shape_str()));
+  if (n_out == 0 || n_tokens == 0) return;
+  if (n_in == 0) {  // empty sums
+    std::memset(y.data(), 0, y.nbytes());
+    return;
+  }
+
+  kernels::MatmulArgs args;
+  args.w = w.data();
+  args.x = x.data_as<float>();
+  args.y = y.data_as<float>();
+  args.n_in = n_in;
+  args.n_out = n_out;
+  args.n_tokens = n_tokens;
+
+  // q8_0 weights: the activations are quantized once per call (kernels/matmul.h, numerics).
+  std::vector<int8_t> xq;  // (n_tokens, n_in)
+  std::vector<float> xd;   // (n_tokens, n_in / 32)
+  if (w.dtype() == DType::Q8_0) {
+    const int64_t nb = n_in / kQ8_0Block;
+    xq.resize(static_cast<size_t>(n_tokens * n_in));
+    xd.resize(static_cast<size_t>(n_tokens * nb));
+    for (int64_t t = 0; t < n_tokens; ++t)
+      ks.quantize_act_q8_0(args.x + t * n_in, n_in, xq.data() + t * n_in, xd.data() + t * nb);
+    args.xq = xq.data();
+    args.xd = xd.data();
+  }
+
+  // Contiguous runs of whole row groups, one per thread that has enough work.
+  const int64_t groups = (n_out + kRowGrain - 1) / kRowGrain;
+  const int64_t macs_per_group = kRowGrain * n_in * n_tokens;
+  const int64_t min_groups = std::max<int64_t>(1, (kMinMacsPerThread + macs_per_group - 1) / macs_per_group);
+  const int chunks = static_cast<int>(std::clamp<int64_t>(groups / min_groups, 1, pool.size()));
+
+  // f16 / bf16 with several tokens: one f32 weight panel per thread.
+  std::vector<float> panels;  // (chunks, panel_stride)
+  int64_t panel_stride = 0;
+  if ((w.dtype() == DType::F16 || w.dtype() == DType::BF16) && n_tokens > 1) {
+    args.panel_rows = kernels::matmul_panel_rows(n_in * static_cast<int64_t>(sizeof(float)));
+    panel_stride = (args.panel_rows * n_in + 15) / 16 * 16;  // whole cache lines: no false sharing
+    panels.resize(static_cast<size_t>(chunks * panel_stride));
+  }
+
+  const auto run_chunk = [&](int c) {
+    kernels::MatmulArgs a = args;
+    a.row_begin = std::min(n_out, groups * c / chunks * kRowGrain);
+    a.row_end = std::min(n_out, groups * (c + 1) / chunks * kRowGrain);
+    if (panel_stride > 0) a.panel = panels.data() + c * panel_stride;
+    if (a.row_begin < a.row_end) kernel(a);
+  };
+  if (chunks == 1) {
+    run_chunk(0);
+  } else {
+    pool.run([&](int tid, int) {
+      if (tid < chunks) run_chunk(tid);
+    });
+  }
+}
+
+void get_rows(const Tensor& table, const int32_t* ids, int64_t n_ids, Tensor& out) {
+  const char* op = "get_rows";
+  require_cpu(table, op, "table");
+  require_cpu(out, op, "output");
+  require_2d(table, op, "table", "(n_rows, n_cols)");
+  require_2d(out, op, "output", "(n_ids, n_cols)");
+  require_f32(out, op, "output");
+  if (!kernels::can_dequantize(table.dtype()))
+    throw InvalidArgument(fmt::format("get_rows: table dtype {} is not supported (expected f32, f16, bf16 or q8_0)",
+                                      dtype_name(table.dtype())));
+  const int64_t n_rows = table.dim(0), n_cols = table.dim(1);
+  if (n_ids < 0) throw InvalidArgument(fmt::format("get_rows: n_ids is negative ({})", n_ids));
+  if (out.dim(0) != n_ids || out.dim(1) != n_cols)
+    throw InvalidArgument(fmt::format("get_rows: output is {} but {} ids of table {} give ({}, {})", out.shape_str(),
+                                      n_ids, table.shape_str(), n_ids, n_cols));
+  if (n_ids > 0 && ids == nullptr) throw InvalidArgument(fmt::format("get_rows: ids is null but n_ids = {}", n_ids));
+  require_data(table, op, "table");
+  require_data(out, op, "output");
+  if (overlaps(out, table))
+    throw InvalidArgument(fmt::format("get_rows: output {} aliases table {}", out.shape_str(), table.shape_str()));
+  // Every id is checked before anything is written.
+  for (int64_t i = 0; i < n_ids; ++i)
+    if (ids[i] < 0 || ids[i] >= n_rows)
+      throw InvalidArgument(fmt::format("get_rows: id {} at index {} is out of range [0, {}) for table {}", ids[i], i,
+                                        n_rows, table.shape_str()));
+  const auto* base = static_cast<const char*>(table.data());
+  const size_t row_bytes = table.row_bytes();
+  for (int64_t i = 0; i < n_ids; ++i)
+    kernels::dequantize_row(table.dtype(), base + static_cast<size_t>(ids[i]) * row_bytes, n_cols,
+                            out.data_as<float>() + i * n_cols);
+}
+
+}  // namespace contrail::ops

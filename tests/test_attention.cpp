@@ -1,0 +1,308 @@
+// Attention: the scalar kernel and the ops entry against hand-computed cases, every SIMD kernel
+// against the scalar kernel, the ops entry (per active ISA) against an independent double-precision
+// reference built on an explicit mask, and argument validation.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/core/tensor.h"
+#include "contrail/core/thread_pool.h"
+#include "contrail/kernels/attention.h"
+#include "contrail/ops/attention.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::vector<float> random_vec(size_t n, float lo, float hi, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+Tensor tensor_from(std::vector<int64_t> shape, const std::vector<float>& values) {
+  Tensor t = Tensor::empty(DType::F32, std::move(shape));
+  EXPECT_EQ(static_cast<size_t>(t.numel()), values.size());
+  std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+std::vector<float> values_of(const Tensor& t) {
+  const float* p = t.data_as<float>();
+  return std::vector<float>(p, p + t.numel());
+}
+
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float atol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_LE(std::fabs(a[i] - b[i]), atol) << "at index " << i << ": " << a[i] << " vs " << b[i];
+}
+
+void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+
+class ActiveIsaGuard {
+ public:
+  ActiveIsaGuard() : saved_(active_isa()) {}
+  ~ActiveIsaGuard() { set_active_isa(saved_); }
+
+ private:
+  Isa saved_;
+};
+
+struct Dims {
+  int64_t n_tokens, n_head, n_kv, n_head_kv, head_dim;
+};
+
+// Independent reference: double precision, every kv row scored, then an explicit mask
+// (row p visible iff p <= pos and, with a window, pos - p < window) sets hidden rows to -inf.
+std::vector<float> reference_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                       const std::vector<float>& v, const Dims& d, const std::vector<int32_t>& pos,
+                                       const ops::AttentionParams& p) {
+  std::vector<float> out(q.size());  // (n_tokens, n_head, head_dim)
+  const int64_t group = d.n_head / d.n_head_kv;
+  for (int64_t t = 0; t < d.n_tokens; ++t) {
+    for (int64_t h = 0; h < d.n_head; ++h) {
+      const float* qr = &q[(t * d.n_head + h) * d.head_dim];
+      std::vector<double> s(d.n_kv);
+      double max = -std::numeric_limits<double>::infinity();
+      for (int64_t r = 0; r < d.n_kv; ++r) {
+        const float* kr = &k[(r * d.n_head_kv + h / group) * d.head_dim];
+        double dot = 0;
+        for (int64_t i = 0; i < d.head_dim; ++i) dot += static_cast<double>(qr[i]) * kr[i];
+        dot *= p.scale;
+        if (p.softcap > 0) dot = p.softcap * std::tanh(dot / p.softcap);
+        const bool visible = r <= pos[t] && (p.window == 0 || pos[t] - r < p.window);
+        s[r] = visible ? dot : -std::numeric_limits<double>::infinity();
+        max = std::max(max, s[r]);
+      }
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - max));
+      for (int64_t i = 0; i < d.head_dim; ++i) {
+        double acc = 0;
+        for (int64_t r = 0; r < d.n_kv; ++r)
+          if (s[r] > 0) acc += s[r] / sum * v[(r * d.n_head_kv + h / group) * d.head_dim + i];
+        out[(t * d.n_head + h) * d.head_dim + i] = static_cast<float>(acc);
+      }
+    }
+  }
+  return out;
+}
+
+// ---- hand-computed cases -------------------------------------------------------------------------
+
+TEST(Attention, ScalarKernelTwoKeysHandComputed) {
+  // q = [1, 0]; k0 = [0, 0] (score 0), k1 = [2, 0] (score 2 * 0.5 = 1); v0 = [1, 0], v1 = [0, 1].
+  const std::vector<float> q = {1, 0}, k = {0, 0, 2, 0}, v = {1, 0, 0, 1};
+  std::vector<float> scores(2), out(2);
+  kernels::attend_row_scalar(q.data(), k.data(), v.data(), 2, 2, 2, 0.5f, 0.0f, scores.data(), out.data());
+  const double e = std::exp(1.0);
+  expect_close(out, {float(1 / (1 + e)), float(e / (1 + e))}, 1e-7f);
+  // softcap 0.5: the score 1 becomes 0.5 * tanh(2).
+  kernels::attend_row_scalar(q.data(), k.data(), v.data(), 2, 2, 2, 0.5f, 0.5f, scores.data(), out.data());
+  const double ec = std::exp(0.5 * std::tanh(2.0));
+  expect_close(out, {float(1 / (1 + ec)), float(ec / (1 + ec))}, 1e-7f);
+}
+
+TEST(Attention, EqualScoresAverageV) {
+  // Identical keys: uniform weights, the output is the mean of the value rows.
+  const std::vector<float> q = {0.3f, -1.0f, 2.0f}, k = {1, 2, 3, 1, 2, 3, 1, 2, 3}, v = {1, 0, 9, 2, 3, 0, 6, 0, 0};
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> scores(3), out(3);
+    kernels::attend_row_kernel(isa)(q.data(), k.data(), v.data(), 3, 3, 3, 0.7f, 0.0f, scores.data(), out.data());
+    expect_close(out, {3, 1, 3}, 2e-6f);
+  }
+}
+
+TEST(Attention, OneKvRowReturnsVWithGqaMapping) {
+  // With a single visible row the softmax weight is exactly 1: out[t, h] = v[0, h / group].
+  ActiveIsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(7);
+  for (int64_t n_head_kv : {4, 2, 1}) {
+    const Dims d{3, 4, 1, n_head_kv, 16};
+    const std::vector<float> q = random_vec(d.n_tokens * d.n_head * d.head_dim, -1, 1, rng);
+    const std::vector<float> k = random_vec(d.n_kv * d.n_head_kv * d.head_dim, -1, 1, rng);
+    const std::vector<float> v = random_vec(d.n_kv * d.n_head_kv * d.head_dim, -1, 1, rng);
+    const std::vector<int32_t> pos = {0, 0, 0};
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n_head_kv={}", isa_name(isa), n_head_kv));
+      set_active_isa(isa);
+      Tensor out = Tensor::empty(DType::F32, {d.n_tokens, d.n_head, d.head_dim});
+      ops::AttentionParams p;
+      p.scale = 0.25f;
+      ops::attention(tensor_from({d.n_tokens, d.n_head, d.head_dim}, q), tensor_from({1, n_head_kv, 16}, k),
+                     tensor_from({1, n_head_kv, 16}, v), pos.data(), p, out, pool);
+      const std::vector<float> got = values_of(out);
+      for (int64_t t = 0; t < d.n_tokens; ++t)
+        for (int64_t h = 0; h < d.n_head; ++h)
+          for (int64_t i = 0; i < d.head_dim; ++i)
+            ASSERT_EQ(got[(t * d.n_head + h) * 16 + i], v[(h / (d.n_head / n_head_kv)) * 16 + i])
+                << "t=" << t << " h=" << h << " i=" << i;
+    }
+  }
+}
+
+TEST(Attention, MaskHidesFutureAndOutOfWindowRows) {
+  // Hidden rows hold NaN: any read of them would poison the output.
+  ActiveIsaGuard guard;
+  ThreadPool pool(1);
+  const int64_t hd = 2;
+  const std::vector<float> q = {1, 0, 1, 0};                 // (2 tokens, 1 head, 2)
+  const std::vector<float> k = {0, 0, 2, 0, kNaN, kNaN, kNaN, kNaN};  // (4, 1, 2): rows 2, 3 in the future
+  const std::vector<float> v = {1, 0, 0, 1, kNaN, kNaN, kNaN, kNaN};
+  const std::vector<int32_t> pos = {0, 1};
+  // Window 2 at position 3 sees rows 2 and 3 only: rows 0 and 1 are NaN.
+  const std::vector<float> kw = {kNaN, kNaN, kNaN, kNaN, 0, 0, 2, 0}, vw = {kNaN, kNaN, kNaN, kNaN, 1, 0, 0, 1};
+  const int32_t pos_w[1] = {3};
+  const double e = std::exp(1.0);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    set_active_isa(isa);
+    ops::AttentionParams p;
+    p.scale = 0.5f;
+    Tensor out = Tensor::empty(DType::F32, {2, 1, hd});
+    ops::attention(tensor_from({2, 1, hd}, q), tensor_from({4, 1, hd}, k), tensor_from({4, 1, hd}, v), pos.data(), p,
+                   out, pool);
+    // Token 0 sees row 0 only; token 1 sees rows 0 (score 0) and 1 (score 1).
+    expect_close(values_of(out), {1, 0, float(1 / (1 + e)), float(e / (1 + e))}, 1e-6f);
+
+    p.window = 2;
+    Tensor out_w = Tensor::empty(DType::F32, {1, 1, hd});
+    ops::attention(tensor_from({1, 1, hd}, {1, 0}), tensor_from({4, 1, hd}, kw), tensor_from({4, 1, hd}, vw), pos_w, p,
+                   out_w, pool);
+    expect_close(values_of(out_w), {float(1 / (1 + e)), float(e / (1 + e))}, 1e-6f);
+  }
+}
+
+// ---- random shapes: SIMD kernels vs scalar kernel, ops entry vs double reference ---------------------
+
+TEST(Attention, RandomShapesEveryIsa) {
+  ActiveIsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(2024);
+  struct Gqa {
+    int64_t n_head, n_head_kv;
+  };
+  int n_cases = 0;
+  // The model head sizes, plus 8 (stories260K) and 20, which exercise the vector-tail paths.
+  for (int64_t head_dim : {8, 16, 20, 32, 64, 128, 256}) {
+    for (Gqa g : {Gqa{4, 4}, Gqa{4, 2}, Gqa{8, 1}}) {
+      for (int64_t window : {0, 4}) {
+        for (float softcap : {0.0f, 1.0f}) {
+          const int64_t n_tokens = std::uniform_int_distribution<int64_t>(1, 17)(rng);
+          const int64_t n_kv = std::uniform_int_distribution<int64_t>(n_tokens, 300)(rng);
+          const Dims d{n_tokens, g.n_head, n_kv, g.n_head_kv, head_dim};
+          SCOPED_TRACE(fmt::format("head_dim={} heads={}/{} n_tokens={} n_kv={} window={} softcap={}", head_dim,
+                                   g.n_head, g.n_head_kv, n_tokens, n_kv, window, softcap));
+          const std::vector<float> q = random_vec(n_tokens * g.n_head * head_dim, -3, 3, rng);
+          const std::vector<float> k = random_vec(n_kv * g.n_head_kv * head_dim, -1, 1, rng);
+          const std::vector<float> v = random_vec(n_kv * g.n_head_kv * head_dim, -1, 1, rng);
+          std::vector<int32_t> pos(n_tokens);  // a batch at the end of the history ...
+          for (int64_t t = 0; t < n_tokens; ++t) pos[t] = static_cast<int32_t>(n_kv - n_tokens + t);
+          if (++n_cases % 3 == 0)  // ... or arbitrary positions in arbitrary order
+            for (int32_t& x : pos) x = std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(n_kv - 1))(rng);
+          ops::AttentionParams p;
+          p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+          p.window = window;
+          p.softcap = softcap;
+          const std::vector<float> want = reference_attention(q, k, v, d, pos, p);
+
+          // Kernels called directly on single rows (query head 0 of each token, kv head 0).
+          std::vector<float> scores(n_kv), row_want(head_dim), row_got(head_dim);
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            const int64_t lo = window > 0 ? std::max<int64_t>(0, pos[t] - window + 1) : 0;
+            const int64_t stride = g.n_head_kv * head_dim;
+            const float* qr = &q[t * g.n_head * head_dim];
+            kernels::attend_row_scalar(qr, &k[lo * stride], &v[lo * stride], stride, head_dim, pos[t] - lo + 1,
+                                       p.scale, softcap, scores.data(), row_want.data());
+            for (Isa isa : supported_isas()) {
+              SCOPED_TRACE(fmt::format("kernel {} t={}", isa_name(isa), t));
+              kernels::attend_row_kernel(isa)(qr, &k[lo * stride], &v[lo * stride], stride, head_dim,
+                                              pos[t] - lo + 1, p.scale, softcap, scores.data(), row_got.data());
+              expect_close(row_got, row_want, 1e-5f);
+            }
+          }
+
+          // The ops entry, whole tensors, per active ISA.
+          const Tensor tq = tensor_from({n_tokens, g.n_head, head_dim}, q);
+          const Tensor tk = tensor_from({n_kv, g.n_head_kv, head_dim}, k);
+          const Tensor tv = tensor_from({n_kv, g.n_head_kv, head_dim}, v);
+          for (Isa isa : supported_isas()) {
+            SCOPED_TRACE(fmt::format("ops {}", isa_name(isa)));
+            set_active_isa(isa);
+            Tensor out = Tensor::empty(DType::F32, {n_tokens, g.n_head, head_dim});
+            ops::attention(tq, tk, tv, pos.data(), p, out, pool);
+            expect_close(values_of(out), want, 2e-5f);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- validation ----------------------------------------------------------------------------------
+
+TEST(Attention, RejectsBadArguments) {
+  ThreadPool pool(1);
+  const Tensor q = Tensor::empty(DType::F32, {2, 4, 16});
+  const Tensor k = Tensor::empty(DType::F32, {10, 2, 16}), v = Tensor::empty(DType::F32, {10, 2, 16});
+  Tensor out = Tensor::empty(DType::F32, {2, 4, 16});
+  ops::AttentionParams p;
+  p.scale = 0.25f;
+  const int32_t ok[2] = {3, 9}, beyond[2] = {3, 10}, neg[2] = {-1, 0};
+
+  ops::attention(q, k, v, ok, p, out, pool);  // the valid call the others vary
+  expect_invalid([&] { ops::attention(q, k, v, beyond, p, out, pool); }, {"attention", "pos[1] = 10", "n_kv 10"});
+  expect_invalid([&] { ops::attention(q, k, v, neg, p, out, pool); }, {"attention", "pos[0] = -1", "negative"});
+
+  const Tensor k3 = Tensor::empty(DType::F32, {10, 3, 16}), v3 = Tensor::empty(DType::F32, {10, 3, 16});
+  expect_invalid([&] { ops::attention(q, k3, v3, ok, p, out, pool); }, {"attention", "n_head 4", "n_head_kv 3"});
+  const Tensor k8 = Tensor::empty(DType::F32, {10, 2, 8});
+  expect_invalid([&] { ops::attention(q, k8, k8, ok, p, out, pool); }, {"attention", "head_dim 8 != 16"});
+  const Tensor v9 = Tensor::empty(DType::F32, {9, 2, 16});
+  expect_invalid([&] { ops::attention(q, k, v9, ok, p, out, pool); }, {"attention", "v", "(9, 2, 16)", "(10, 2, 16)"});
+  Tensor out_bad = Tensor::empty(DType::F32, {2, 4, 8});
+  expect_invalid([&] { ops::attention(q, k, v, ok, p, out_bad, pool); }, {"attention", "out", "(2, 4, 8)"});
+  const Tensor kh = Tensor::empty(DType::F16, {10, 2, 16});
+  expect_invalid([&] { ops::attention(q, kh, v, ok, p, out, pool); }, {"attention", "k", "f16", "f32"});
+  const Tensor q2 = Tensor::empty(DType::F32, {2, 64});
+  expect_invalid([&] { ops::attention(q2, k, v, ok, p, out, pool); }, {"attention", "q", "(2, 64)", "3 dims"});
+  Tensor q_alias(DType::F32, {2, 4, 16}, const_cast<void*>(q.data()));
+  expect_invalid([&] { ops::attention(q, k, v, ok, p, q_alias, pool); }, {"attention", "overlaps"});
+
+  ops::AttentionParams bad = p;
+  bad.scale = 0.0f;
+  expect_invalid([&] { ops::attention(q, k, v, ok, bad, out, pool); }, {"attention", "scale 0"});
+  bad = p;
+  bad.window = -2;
+  expect_invalid([&] { ops::attention(q, k, v, ok, bad, out, pool); }, {"attention", "window -2"});
+  bad = p;
+  bad.softcap = -1.0f;
+  expect_invalid([&] { ops::attention(q, k, v, ok, bad, out, pool); }, {"attention", "softcap -1"});
+}
+
+}  // namespace
+}  // namespace contrail

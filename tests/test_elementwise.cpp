@@ -1,0 +1,424 @@
+// Elementwise kernels and ops: the scalar references against hand-computed values, every SIMD
+// variant against the scalar reference (per ISA, directly and through the ops entries after
+// set_active_isa), and argument validation.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "contrail/core/cpu_features.h"
+#include "contrail/core/error.h"
+#include "contrail/core/tensor.h"
+#include "contrail/core/thread_pool.h"
+#include "contrail/kernels/elementwise.h"
+#include "contrail/ops/activation.h"
+#include "contrail/ops/norm.h"
+#include "contrail/ops/rope.h"
+#include "contrail/ops/softmax.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+using kernels::ElementwiseKernels;
+using kernels::elementwise_kernels;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+const std::vector<int64_t> kLengths = {1, 7, 33, 4097};  // awkward 1-d sizes: tails of every width
+
+std::vector<float> random_vec(size_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// |a - b| <= atol + rtol * |b| element-wise, reporting the first failure.
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float atol, float rtol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_LE(std::fabs(a[i] - b[i]), atol + rtol * std::fabs(b[i])) << "at index " << i << ": " << a[i] << " vs " << b[i];
+}
+
+void expect_bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "at index " << i;
+}
+
+// Throws InvalidArgument whose message contains every one of `parts`.
+void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+
+// Restores the active ISA when a test that switches it ends.
+class ActiveIsaGuard {
+ public:
+  ActiveIsaGuard() : saved_(active_isa()) {}
+  ~ActiveIsaGuard() { set_active_isa(saved_); }
+
+ private:
+  Isa saved_;
+};
+
+Tensor tensor_from(std::vector<int64_t> shape, const std::vector<float>& values) {
+  Tensor t = Tensor::empty(DType::F32, std::move(shape));
+  EXPECT_EQ(static_cast<size_t>(t.numel()), values.size());
+  std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+std::vector<float> values_of(const Tensor& t) {
+  const float* p = t.data_as<float>();
+  return std::vector<float>(p, p + t.numel());
+}
+
+const ElementwiseKernels& ref() { return elementwise_kernels(Isa::Scalar); }
+
+// ---- exp -----------------------------------------------------------------------------------------
+
+TEST(Exp, SimdWithinTwoUlpOfExpf) {
+  std::vector<float> x;  // normal-range results: x in [-87, 88.7]
+  for (int i = 0; i <= 400000; ++i) x.push_back(-87.0f + 175.7f * static_cast<float>(i) / 400000.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, 0.5f, -0.5f, 0.34657359f, -0.34657359f, 88.72f}) x.push_back(v);
+  std::vector<float> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = std::exp(x[i]);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> got(x.size());
+    elementwise_kernels(isa).exp(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs((double)got[i] - want[i]) / want[i]);
+    EXPECT_LE(worst, 2.4e-7) << "max relative error (2 ulp = 2.4e-7)";
+  }
+}
+
+TEST(Exp, SimdEdgeCases) {
+  const std::vector<float> x = {-kInf, -1000.0f, -104.0f, -100.0f, -95.0f, -88.0f, 88.8f, 89.0f, 1000.0f, kInf,
+                                std::numeric_limits<float>::quiet_NaN()};
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> got(x.size());
+    elementwise_kernels(isa).exp(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got[0], 0.0f);
+    EXPECT_EQ(got[1], 0.0f);
+    EXPECT_EQ(got[2], 0.0f);
+    for (size_t i = 3; i <= 5; ++i)  // subnormal / smallest normal results: within 2 subnormal steps
+      EXPECT_NEAR(got[i], std::exp(x[i]), 2 * std::numeric_limits<float>::denorm_min()) << "x = " << x[i];
+    for (size_t i = 6; i <= 9; ++i) EXPECT_EQ(got[i], kInf) << "x = " << x[i];
+    EXPECT_TRUE(std::isnan(got[10]));
+  }
+}
+
+// ---- rmsnorm -------------------------------------------------------------------------------------
+
+TEST(RmsNorm, ScalarHandComputed) {
+  const std::vector<float> x = {1, 2, 3, 4}, w = {1, 1, 2, 0.5f};
+  std::vector<float> y(4);
+  ref().rmsnorm_row(x.data(), w.data(), 4, 0.0f, y.data());
+  const double s = 1.0 / std::sqrt(30.0 / 4.0);  // mean of squares 7.5
+  expect_close(y, {float(1 * s), float(2 * s), float(3 * 2 * s), float(4 * 0.5 * s)}, 0, 2e-7f);
+  // eps dominates a zero row: output 0, not NaN.
+  const std::vector<float> z = {0, 0, 0};
+  ref().rmsnorm_row(z.data(), w.data(), 3, 1e-5f, y.data());
+  EXPECT_EQ(y[0], 0.0f);
+  // eps enters under the square root: x = [1], eps = 3 -> 1 / sqrt(4).
+  const float one = 1.0f;
+  ref().rmsnorm_row(&one, &one, 1, 3.0f, y.data());
+  EXPECT_FLOAT_EQ(y[0], 0.5f);
+}
+
+TEST(RmsNorm, SimdMatchesScalar) {
+  for (int64_t n : kLengths) {
+    const std::vector<float> x = random_vec(n, -3, 3, 1 + n), w = random_vec(n, 0.5f, 1.5f, 2 + n);
+    std::vector<float> want(n);
+    ref().rmsnorm_row(x.data(), w.data(), n, 1e-6f, want.data());
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got(n);
+      elementwise_kernels(isa).rmsnorm_row(x.data(), w.data(), n, 1e-6f, got.data());
+      expect_close(got, want, 0, 1e-6f);
+      std::vector<float> inplace = x;  // y aliasing x
+      elementwise_kernels(isa).rmsnorm_row(inplace.data(), w.data(), n, 1e-6f, inplace.data());
+      expect_close(inplace, want, 0, 1e-6f);
+    }
+  }
+}
+
+// ---- softmax -------------------------------------------------------------------------------------
+
+TEST(Softmax, ScalarHandComputed) {
+  std::vector<float> equal = {3, 3, 3, 3, 3};
+  ref().softmax_row(equal.data(), 5);
+  expect_close(equal, {0.2f, 0.2f, 0.2f, 0.2f, 0.2f}, 0, 1e-7f);
+
+  std::vector<float> two = {0.0f, std::log(2.0f)};  // e^0 : e^ln2 = 1 : 2
+  ref().softmax_row(two.data(), 2);
+  expect_close(two, {1.0f / 3, 2.0f / 3}, 0, 1e-6f);
+
+  std::vector<float> big = {1000.0f, 1000.0f, -kInf};  // max subtracted first: no overflow
+  ref().softmax_row(big.data(), 3);
+  expect_close(big, {0.5f, 0.5f, 0.0f}, 0, 0);
+
+  std::vector<float> masked = {-kInf, -kInf, -kInf};
+  ref().softmax_row(masked.data(), 3);
+  expect_bitwise_equal(masked, {0, 0, 0});
+}
+
+TEST(Softmax, SimdMatchesScalar) {
+  for (int64_t n : kLengths) {
+    std::vector<float> x = random_vec(n, -20, 20, 10 + n);
+    for (int64_t i = 3; i < n; i += 5) x[i] = -kInf;  // masked entries
+    std::vector<float> want = x;
+    ref().softmax_row(want.data(), n);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got = x;
+      elementwise_kernels(isa).softmax_row(got.data(), n);
+      expect_close(got, want, 1e-12f, 1e-6f);
+      double sum = 0;
+      for (float v : got) sum += v;
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+      std::vector<float> all_masked(n, -kInf);
+      elementwise_kernels(isa).softmax_row(all_masked.data(), n);
+      expect_bitwise_equal(all_masked, std::vector<float>(n, 0.0f));
+    }
+  }
+}
+
+// ---- swiglu / add --------------------------------------------------------------------------------
+
+TEST(Swiglu, ScalarHandComputed) {
+  const std::vector<float> g = {0.0f, 1.0f, -1.0f, -200.0f, 30.0f}, u = {5.0f, 2.0f, 1.0f, 3.0f, 0.5f};
+  std::vector<float> out(5);
+  ref().swiglu(g.data(), u.data(), out.data(), 5);
+  const double e = std::exp(1.0);
+  expect_close(out, {0.0f, float(2.0 / (1.0 + 1.0 / e)), float(-1.0 / (1.0 + e)), 0.0f, 15.0f}, 1e-30f, 1e-6f);
+}
+
+TEST(Swiglu, SimdMatchesScalar) {
+  for (int64_t n : kLengths) {
+    const std::vector<float> g = random_vec(n, -12, 12, 20 + n), u = random_vec(n, -2, 2, 21 + n);
+    std::vector<float> want(n);
+    ref().swiglu(g.data(), u.data(), want.data(), n);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got(n);
+      elementwise_kernels(isa).swiglu(g.data(), u.data(), got.data(), n);
+      expect_close(got, want, 1e-30f, 1e-6f);
+      std::vector<float> inplace = g;  // out aliasing gate
+      elementwise_kernels(isa).swiglu(inplace.data(), u.data(), inplace.data(), n);
+      expect_close(inplace, want, 1e-30f, 1e-6f);
+    }
+  }
+}
+
+TEST(AddInplace, ScalarHandComputedAndSimdExact) {
+  std::vector<float> y = {1, 2}, x = {3, -4};
+  ref().add_inplace(y.data(), x.data(), 2);
+  expect_bitwise_equal(y, {4, -2});
+  for (int64_t n : kLengths) {
+    const std::vector<float> y0 = random_vec(n, -1, 1, 30 + n), x0 = random_vec(n, -1, 1, 31 + n);
+    std::vector<float> want = y0;
+    ref().add_inplace(want.data(), x0.data(), n);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got = y0;
+      elementwise_kernels(isa).add_inplace(got.data(), x0.data(), n);
+      expect_bitwise_equal(got, want);
+    }
+  }
+}
+
+// ---- rope ----------------------------------------------------------------------------------------
+
+TEST(Rope, CosSinTableHandComputed) {
+  // n_rot 4, base 10000: theta_scale = 10000^(-1/2) = 0.01; angles at position 3: 3 and 0.03.
+  std::vector<float> cs(4);
+  kernels::rope_cos_sin(3.0f, 4, 10000.0f, 1.0f, cs.data());
+  expect_close(cs, {float(std::cos(3.0)), float(std::cos(0.03)), float(std::sin(3.0)), float(std::sin(0.03))}, 1e-7f,
+               1e-6f);
+  // freq_scale 0.5 at position 6 is the same angle as position 3.
+  std::vector<float> scaled(4);
+  kernels::rope_cos_sin(6.0f, 4, 10000.0f, 0.5f, scaled.data());
+  expect_close(scaled, cs, 1e-7f, 1e-6f);
+}
+
+TEST(Rope, ScalarHandComputedAtPositionOne) {
+  // head_dim 4, n_rot 4, base 10000, position 1: pair 0 turns by 1 rad, pair 1 by 0.01 rad.
+  const double c0 = std::cos(1.0), s0 = std::sin(1.0), c1 = std::cos(0.01), s1 = std::sin(0.01);
+  std::vector<float> cs(4);
+  kernels::rope_cos_sin(1.0f, 4, 10000.0f, 1.0f, cs.data());
+
+  std::vector<float> normal = {1, 2, 3, 4};  // pairs (x0, x1), (x2, x3)
+  ref().rope_rows(normal.data(), 1, 4, 4, false, cs.data());
+  expect_close(normal, {float(1 * c0 - 2 * s0), float(1 * s0 + 2 * c0), float(3 * c1 - 4 * s1), float(3 * s1 + 4 * c1)},
+               1e-6f, 1e-6f);
+
+  std::vector<float> neox = {1, 2, 3, 4};  // pairs (x0, x2), (x1, x3)
+  ref().rope_rows(neox.data(), 1, 4, 4, true, cs.data());
+  expect_close(neox, {float(1 * c0 - 3 * s0), float(2 * c1 - 4 * s1), float(1 * s0 + 3 * c0), float(2 * s1 + 4 * c1)},
+               1e-6f, 1e-6f);
+
+  // Partial rotation (n_rot 2 of head_dim 4, two heads): dims 2 and 3 of each head pass through.
+  std::vector<float> cs2(2);
+  kernels::rope_cos_sin(1.0f, 2, 10000.0f, 1.0f, cs2.data());
+  std::vector<float> partial = {1, 2, 3, 4, 5, 6, 7, 8};
+  ref().rope_rows(partial.data(), 2, 4, 2, false, cs2.data());
+  expect_close(partial, {float(c0 - 2 * s0), float(s0 + 2 * c0), 3, 4, float(5 * c0 - 6 * s0), float(5 * s0 + 6 * c0), 7, 8},
+               1e-6f, 1e-6f);
+  EXPECT_EQ(partial[2], 3.0f);
+  EXPECT_EQ(partial[7], 8.0f);
+
+  // Position 0 is the identity.
+  std::vector<float> cs0(4), id = {1, 2, 3, 4};
+  kernels::rope_cos_sin(0.0f, 4, 10000.0f, 1.0f, cs0.data());
+  ref().rope_rows(id.data(), 1, 4, 4, true, cs0.data());
+  expect_bitwise_equal(id, {1, 2, 3, 4});
+}
+
+TEST(Rope, SimdMatchesScalar) {
+  // The SIMD rotation fuses one product into an FMA: within ~1 ulp of the products (|x| <= 2).
+  for (int64_t head_dim : {16, 32, 64, 128, 256}) {
+    for (int64_t n_rot : {head_dim, head_dim / 2, int64_t{6}}) {
+      for (bool neox : {false, true}) {
+        const int64_t n_heads = 3;
+        std::vector<float> cs(n_rot);
+        kernels::rope_cos_sin(37.0f, n_rot, 10000.0f, 1.0f, cs.data());
+        const std::vector<float> x = random_vec(n_heads * head_dim, -2, 2, 40 + head_dim + n_rot);
+        std::vector<float> want = x;
+        ref().rope_rows(want.data(), n_heads, head_dim, n_rot, neox, cs.data());
+        for (Isa isa : supported_isas()) {
+          SCOPED_TRACE(fmt::format("{} head_dim={} n_rot={} neox={}", isa_name(isa), head_dim, n_rot, neox));
+          std::vector<float> got = x;
+          elementwise_kernels(isa).rope_rows(got.data(), n_heads, head_dim, n_rot, neox, cs.data());
+          expect_close(got, want, 1e-6f, 0);
+          for (int64_t h = 0; h < n_heads; ++h)  // dims >= n_rot pass through untouched
+            for (int64_t i = n_rot; i < head_dim; ++i) ASSERT_EQ(got[h * head_dim + i], x[h * head_dim + i]);
+        }
+      }
+    }
+  }
+}
+
+// ---- ops entries, per active ISA ----------------------------------------------------------------
+
+TEST(ElementwiseOps, MatchScalarReferenceForEveryIsa) {
+  ActiveIsaGuard guard;
+  ThreadPool pool(2);
+  const int64_t rows = 9, n = 4097;  // enough work to be split over both threads
+  const std::vector<float> xv = random_vec(rows * n, -3, 3, 50), wv = random_vec(n, 0.5f, 1.5f, 51);
+  const std::vector<float> uv = random_vec(rows * n, -2, 2, 52);
+
+  std::vector<float> want_norm(rows * n), want_softmax = xv, want_swiglu(rows * n), want_add = xv;
+  for (int64_t r = 0; r < rows; ++r) {
+    ref().rmsnorm_row(xv.data() + r * n, wv.data(), n, 1e-5f, want_norm.data() + r * n);
+    ref().softmax_row(want_softmax.data() + r * n, n);
+  }
+  ref().swiglu(xv.data(), uv.data(), want_swiglu.data(), rows * n);
+  ref().add_inplace(want_add.data(), uv.data(), rows * n);
+
+  // rope: (n_tokens 5, n_heads 8, head_dim 64), n_rot 32, with the scalar reference per token.
+  const int64_t n_tok = 5, n_heads = 8, head_dim = 64;
+  const std::vector<int32_t> pos = {0, 1, 7, 100, 4095};
+  const std::vector<float> rv = random_vec(n_tok * n_heads * head_dim, -1, 1, 53);
+  ops::RopeParams rp;
+  rp.n_rot = 32;
+  rp.freq_base = 500000.0f;
+  rp.freq_scale = 0.25f;
+  std::vector<std::vector<float>> want_rope(2, rv);  // [Normal, Neox]
+  for (int mode = 0; mode < 2; ++mode)
+    for (int64_t t = 0; t < n_tok; ++t) {
+      std::vector<float> cs(rp.n_rot);
+      kernels::rope_cos_sin(static_cast<float>(pos[t]), rp.n_rot, rp.freq_base, rp.freq_scale, cs.data());
+      ref().rope_rows(want_rope[mode].data() + t * n_heads * head_dim, n_heads, head_dim, rp.n_rot, mode == 1,
+                      cs.data());
+    }
+
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    set_active_isa(isa);
+    const Tensor x = tensor_from({rows, n}, xv), w = tensor_from({n}, wv), u = tensor_from({rows, n}, uv);
+
+    Tensor y = Tensor::empty(DType::F32, {rows, n});
+    ops::rmsnorm(x, w, 1e-5f, y, pool);
+    expect_close(values_of(y), want_norm, 0, 1e-6f);
+
+    Tensor s = tensor_from({rows, n}, xv);
+    ops::softmax_rows(s);
+    expect_close(values_of(s), want_softmax, 1e-12f, 1e-6f);
+
+    Tensor g = tensor_from({rows, n}, xv);
+    ops::swiglu(g, u, g, pool);  // out aliasing gate, as the model does
+    expect_close(values_of(g), want_swiglu, 1e-30f, 1e-6f);
+
+    Tensor a = tensor_from({rows, n}, xv);
+    ops::add_inplace(a, u, pool);
+    expect_bitwise_equal(values_of(a), want_add);
+
+    for (int mode = 0; mode < 2; ++mode) {
+      rp.mode = mode == 1 ? ops::RopeMode::Neox : ops::RopeMode::Normal;
+      Tensor r = tensor_from({n_tok, n_heads, head_dim}, rv);
+      ops::rope(r, pos.data(), rp, pool);
+      expect_close(values_of(r), want_rope[mode], 1e-6f, 0);
+    }
+  }
+}
+
+// ---- validation ----------------------------------------------------------------------------------
+
+TEST(ElementwiseOps, RejectBadArguments) {
+  ThreadPool pool(1);
+  Tensor x = Tensor::empty(DType::F32, {2, 64}), y = Tensor::empty(DType::F32, {2, 64});
+  Tensor w = Tensor::empty(DType::F32, {64}), w32 = Tensor::empty(DType::F32, {32});
+  Tensor h = Tensor::empty(DType::F16, {2, 64});
+
+  expect_invalid([&] { ops::rmsnorm(x, w32, 1e-5f, y, pool); }, {"rmsnorm", "w", "(32)", "(64)"});
+  expect_invalid([&] { ops::rmsnorm(h, w, 1e-5f, y, pool); }, {"rmsnorm", "x", "f16", "f32"});
+  expect_invalid([&] { ops::rmsnorm(x, w, 1e-5f, w, pool); }, {"rmsnorm", "y", "(64)", "(2, 64)"});
+  expect_invalid([&] { ops::rmsnorm(x, w, -1.0f, y, pool); }, {"rmsnorm", "eps", "-1"});
+  Tensor shifted(DType::F32, {2, 64}, x.data_as<float>() + 1);  // partially overlaps x
+  expect_invalid([&] { ops::rmsnorm(x, w, 1e-5f, shifted, pool); }, {"rmsnorm", "overlaps"});
+  Tensor on_cuda(DType::F32, {2, 64}, y.data(), {}, Device::CUDA);
+  expect_invalid([&] { ops::rmsnorm(x, w, 1e-5f, on_cuda, pool); }, {"rmsnorm", "y", "CUDA"});
+
+  expect_invalid([&] { ops::softmax_rows(h); }, {"softmax_rows", "f16", "f32"});
+
+  Tensor up = Tensor::empty(DType::F32, {2, 63});
+  expect_invalid([&] { ops::swiglu(x, up, y, pool); }, {"swiglu", "up", "(2, 63)", "(2, 64)"});
+  expect_invalid([&] { ops::swiglu(x, h, y, pool); }, {"swiglu", "up", "f16"});
+  expect_invalid([&] { ops::add_inplace(x, up, pool); }, {"add_inplace", "x", "(2, 63)", "(2, 64)"});
+  expect_invalid([&] { ops::add_inplace(shifted, x, pool); }, {"add_inplace", "overlaps"});
+
+  Tensor r = Tensor::empty(DType::F32, {2, 4, 16});
+  const int32_t pos[2] = {0, 1}, neg[2] = {0, -3};
+  ops::RopeParams p;
+  p.n_rot = 18;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "n_rot 18", "head_dim 16"});
+  p.n_rot = 7;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "n_rot 7", "even"});
+  p.n_rot = 0;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "n_rot 0"});
+  p.n_rot = 16;
+  expect_invalid([&] { ops::rope(r, neg, p, pool); }, {"rope", "pos[1] = -3"});
+  expect_invalid([&] { ops::rope(x, pos, p, pool); }, {"rope", "(2, 64)", "3 dims"});
+  p.freq_base = 0.0f;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_base 0"});
+}
+
+}  // namespace
+}  // namespace contrail

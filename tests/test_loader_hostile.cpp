@@ -1,0 +1,575 @@
+// Hostile and malformed model files: truncations, hand-made corruptions of every header field and
+// deterministic random mutations, fed to GgufFile::parse, the llama2.c header parser and the load
+// paths. Every case must either load or throw contrail::FormatError naming the file and the field;
+// nothing may crash or read out of bounds (this suite runs under ASan/UBSan in CI).
+//
+// Hand-made images are encoded here byte by byte (not with GgufWriter), so the reader is checked
+// against an independent encoding of the spec.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+
+#include "contrail/core/error.h"
+#include "contrail/model/gguf.h"
+#include "contrail/model/model_file.h"
+#include "model/loader_detail.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = ::testing::TempDir() + "contrail_hostile_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string write(const std::string& name, const std::vector<uint8_t>& bytes) const {
+    const std::string p = (path_ / name).string();
+    std::ofstream f(p, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!f) throw std::runtime_error("cannot write " + p);
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+// Little-endian GGUF encoder for hand-made images.
+struct Bytes {
+  std::vector<uint8_t> b;
+  template <typename T>
+  Bytes& put(T x) {
+    uint8_t tmp[sizeof(T)];
+    std::memcpy(tmp, &x, sizeof(T));
+    b.insert(b.end(), tmp, tmp + sizeof(T));
+    return *this;
+  }
+  Bytes& u8(uint8_t x) { return put(x); }
+  Bytes& u32(uint32_t x) { return put(x); }
+  Bytes& u64(uint64_t x) { return put(x); }
+  Bytes& str(const std::string& s) {
+    u64(s.size());
+    b.insert(b.end(), s.begin(), s.end());
+    return *this;
+  }
+  Bytes& zeros(size_t n) {
+    b.resize(b.size() + n, 0);
+    return *this;
+  }
+  Bytes& pad(size_t a) { return zeros((a - b.size() % a) % a); }
+  // Header: magic, version, n_tensors, n_kv.
+  static Bytes header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
+    Bytes x;
+    x.b = {'G', 'G', 'U', 'F'};
+    return x.u32(version).u64(n_tensors).u64(n_kv);
+  }
+  Bytes& kv_string(const std::string& key, const std::string& v) { return str(key).u32(8).str(v); }
+  Bytes& kv_u32(const std::string& key, uint32_t v) { return str(key).u32(4).u32(v); }
+  Bytes& tensor_info(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
+    str(name).u32(static_cast<uint32_t>(ne.size()));
+    for (uint64_t d : ne) u64(d);
+    return u32(type).u64(offset);
+  }
+};
+
+constexpr uint32_t kF32 = 0, kQ8_0 = 8;
+constexpr uint64_t kHuge = uint64_t(1) << 60;
+
+// A valid image with one KV and two f32 tensors ((2, 4) at offset 0 and (8) at offset 32).
+std::vector<uint8_t> valid_image() {
+  Bytes x = Bytes::header(2, 1).kv_string("general.architecture", "llama");
+  x.tensor_info("a", {4, 2}, kF32, 0).tensor_info("b", {8}, kF32, 32).pad(32).zeros(64);
+  return x.b;
+}
+
+// Parses `img` and requires a FormatError containing "hostile.gguf" and every needle.
+void expect_rejected(const std::vector<uint8_t>& img, const std::vector<std::string>& needles) {
+  try {
+    GgufFile::parse(nullptr, img.data(), img.size(), "hostile.gguf");
+    ADD_FAILURE() << "accepted a malformed image (expected: " << (needles.empty() ? "" : needles[0]) << ")";
+  } catch (const FormatError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("hostile.gguf: ", 0), 0u) << m;
+    for (const std::string& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "'" << n << "' not in: " << m;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+TEST(HostileGguf, BaselineImageIsValid) {
+  const std::vector<uint8_t> img = valid_image();
+  const auto g = GgufFile::parse(nullptr, img.data(), img.size(), "hostile.gguf");
+  ASSERT_EQ(g->tensors().size(), 2u);
+  EXPECT_EQ(g->tensors()[1].shape, std::vector<int64_t>{8});
+  EXPECT_EQ(g->tensors()[1].offset, g->data_offset() + 32);
+}
+
+TEST(HostileGguf, Header) {
+  std::vector<uint8_t> img = valid_image();
+  std::memcpy(img.data(), "GGML", 4);
+  expect_rejected(img, {"bad magic \"GGML\"", "not a GGUF file"});
+  expect_rejected({'G', 'G'}, {"truncated while reading magic", "file size 2"});
+  expect_rejected(Bytes::header(0, 0, 1).b, {"version 1 is not supported"});
+  expect_rejected(Bytes::header(0, 0, 99).b, {"version 99 is not supported"});
+  expect_rejected(Bytes::header(0, 0, 0x03000000).b, {"big-endian"});
+  expect_rejected(Bytes::header(kHuge, 0).b, {"n_tensors 1152921504606846976 cannot fit"});
+  expect_rejected(Bytes::header(0, std::numeric_limits<uint64_t>::max()).b, {"n_kv 18446744073709551615 cannot fit"});
+  expect_rejected(Bytes::header(1, 0).zeros(31).b, {"n_tensors 1 cannot fit"});
+}
+
+TEST(HostileGguf, Strings) {
+  expect_rejected(Bytes::header(0, 1).u64(uint64_t(1) << 62).zeros(16).b, {"key #0 name length 4611686018427387904",
+                                                                           "exceeds the 16 bytes left"});
+  expect_rejected(Bytes::header(0, 1).str(std::string(70000, 'k')).u32(4).u32(1).b,
+                  {"key #0 name length 70000 exceeds the limit of 65535"});
+  expect_rejected(Bytes::header(0, 1).str("general.name").u32(8).u64(kHuge).zeros(8).b,
+                  {"value of key 'general.name' length 1152921504606846976"});
+  expect_rejected(Bytes::header(1, 0).str(std::string(65, 't')).u32(1).u64(1).u32(kF32).u64(0).b,
+                  {"tensor #0 name length 65 exceeds the limit of 64"});
+  expect_rejected(Bytes::header(0, 1).str("gen\x01ral").u32(4).u32(1).b,
+                  {"key #0 name \"gen\\x01ral\" has byte 0x01 at position 3", "printable ASCII"});
+  expect_rejected(Bytes::header(0, 1).str("caf\xc3\xa9").u32(4).u32(1).b, {"key #0 name", "byte 0xc3 at position 3"});
+  expect_rejected(Bytes::header(1, 0).str("w\n").u32(1).u64(1).u32(kF32).u64(0).b,
+                  {"tensor #0 name \"w\\x0a\" has byte 0x0a", "control characters"});
+}
+
+TEST(HostileGguf, Values) {
+  const auto kv = [](uint32_t type) { return Bytes::header(0, 1).str("k").u32(type); };
+  expect_rejected(kv(13).zeros(8).b, {"key 'k' has unknown value type 13"});
+  expect_rejected(kv(7).u8(2).b, {"value of key 'k'", "bool with byte value 2"});
+  expect_rejected(kv(9).u32(9).u64(1).zeros(16).b, {"key 'k'", "nested arrays"});
+  expect_rejected(kv(9).u32(77).u64(1).zeros(16).b, {"key 'k' is an array of unknown value type 77"});
+  expect_rejected(kv(9).u32(8).u64(kHuge).zeros(64).b, {"key 'k'", "array of 1152921504606846976 string values"});
+  expect_rejected(kv(9).u32(4).u64(uint64_t(1) << 61).zeros(64).b, {"key 'k'", "array of 2305843009213693952 u32"});
+  expect_rejected(kv(9).u32(8).u64(2).str("ok").u64(1000).zeros(8).b, {"value of key 'k' array element length 1000"});
+  expect_rejected(kv(9).u32(10).u64(1).u64(uint64_t(1) << 63).b, {"array element 9223372036854775808 exceeds"});
+  expect_rejected(kv(6).u8(0).b, {"truncated while reading value of key 'k'"});
+  expect_rejected(Bytes::header(0, 2).kv_u32("k", 1).kv_u32("k", 2).b, {"duplicate key 'k'"});
+}
+
+TEST(HostileGguf, Alignment) {
+  const auto with_alignment = [](uint32_t a) {
+    return Bytes::header(1, 1).kv_u32("general.alignment", a).tensor_info("a", {4}, kF32, 0).pad(64).zeros(16).b;
+  };
+  expect_rejected(with_alignment(0), {"general.alignment 0 is not a power of two"});
+  expect_rejected(with_alignment(3), {"general.alignment 3 is not a power of two"});
+  expect_rejected(Bytes::header(0, 1).kv_string("general.alignment", "32").b,
+                  {"'general.alignment' has type string, expected an integer"});
+  // A valid custom alignment moves the data section and constrains the offsets.
+  const std::vector<uint8_t> ok = with_alignment(64);
+  EXPECT_EQ(GgufFile::parse(nullptr, ok.data(), ok.size(), "ok.gguf")->data_offset(), 128u);  // 90 bytes of header
+  expect_rejected(Bytes::header(1, 1).kv_u32("general.alignment", 64).tensor_info("a", {4}, kF32, 32).pad(64).zeros(96).b,
+                  {"tensor 'a' data offset 32 is misaligned", "alignment 64"});
+}
+
+TEST(HostileGguf, TensorInfos) {
+  const auto one = [](std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
+    return Bytes::header(1, 0).tensor_info("w", std::move(ne), type, offset).pad(32).zeros(64).b;
+  };
+  expect_rejected(one({4}, 99, 0), {"tensor 'w' has unknown tensor type 99"});
+  expect_rejected(one({256}, 16, 0), {"tensor 'w' has unknown tensor type 16"});  // IQ2_XXS: unknown here
+  expect_rejected(one({1, 1, 1, 1, 1}, kF32, 0), {"tensor 'w' has n_dims 5"});
+  expect_rejected(one({}, kF32, 0), {"tensor 'w' has n_dims 0"});
+  expect_rejected(one({4, 0}, kF32, 0), {"tensor 'w' dim 1 is 0"});
+  expect_rejected(one({std::numeric_limits<uint64_t>::max()}, kF32, 0), {"tensor 'w' dim 0 is 18446744073709551615"});
+  expect_rejected(one({uint64_t(1) << 40}, kF32, 0), {"tensor 'w' dim 0 is 1099511627776", "2^40"});
+  const uint64_t big = (uint64_t(1) << 40) - 1;
+  expect_rejected(one({big, big}, kF32, 0), {"tensor 'w' element count overflows"});
+  expect_rejected(one({(uint64_t(1) << 39), (uint64_t(1) << 23)}, 28, 0), {"tensor 'w' byte size overflows"});
+  expect_rejected(one({33}, kQ8_0, 0), {"tensor 'w' row of 33 elements is not a multiple of the q8_0 block size 32"});
+  expect_rejected(one({4}, kF32, 4), {"tensor 'w' data offset 4 is misaligned"});
+  expect_rejected(one({4}, kF32, 64), {"tensor 'w' data [offset 64 + 64, 16 bytes] extends beyond the file size 128"});
+  expect_rejected(one({4}, kF32, uint64_t(0) - 32), {"tensor 'w'", "extends beyond the file size"});
+  expect_rejected(one({1024}, kF32, 0), {"tensor 'w' data", "4096 bytes] extends beyond the file size"});
+  expect_rejected(Bytes::header(2, 0).tensor_info("w", {4}, kF32, 0).tensor_info("w", {4}, kF32, 32).pad(32).zeros(64).b,
+                  {"duplicate tensor name 'w'"});
+  expect_rejected(Bytes::header(1, 0).tensor_info("w", {4}, kF32, 0).b, {"extends beyond the file size"});
+}
+
+// ---- truncation ----------------------------------------------------------------------------------
+
+// A small model-shaped GGUF written with GgufWriter: metadata of several types, a string array and
+// tensors of three dtypes.
+std::vector<uint8_t> small_writer_image(size_t* data_end) {
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.block_count", 1);
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a"});
+  w.set_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 1});
+  const std::vector<uint8_t> data(34 * 4, 0x11);
+  w.add_tensor("n", DType::F32, {8}, data.data(), 32);
+  w.add_tensor("h", DType::F16, {2, 3}, data.data(), 12);
+  w.add_tensor("q", DType::Q8_0, {2, 64}, data.data(), 34 * 4);
+  std::vector<uint8_t> img = w.serialize();
+  const auto g = GgufFile::parse(nullptr, img.data(), img.size(), "small");
+  *data_end = g->tensors().back().offset + g->tensors().back().nbytes;
+  return img;
+}
+
+TEST(HostileGguf, EveryTruncationOfASmallFileIsRejected) {
+  size_t data_end = 0;
+  const std::vector<uint8_t> full = small_writer_image(&data_end);
+  for (size_t len = 0; len < full.size(); ++len) {
+    const std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
+    try {
+      GgufFile::parse(nullptr, prefix.data(), prefix.size(), "trunc.gguf");
+      EXPECT_GE(len, data_end) << "a prefix missing tensor data was accepted";
+    } catch (const FormatError& e) {
+      const std::string m = e.what();
+      EXPECT_LT(len, data_end) << m;
+      EXPECT_EQ(m.rfind("trunc.gguf: ", 0), 0u) << m;
+      EXPECT_NE(m.find(fmt::format("file size {}", len)), std::string::npos) << m;
+    }
+  }
+}
+
+// ---- llama2.c ------------------------------------------------------------------------------------
+
+std::vector<uint8_t> llama2c_header(std::vector<int32_t> fields) {
+  Bytes x;
+  for (int32_t f : fields) x.put(f);
+  return x.b;
+}
+
+void expect_llama2c_rejected(const std::vector<uint8_t>& img, const std::vector<std::string>& needles) {
+  try {
+    detail::parse_llama2c_header(img.data(), img.size(), "hostile.bin");
+    ADD_FAILURE() << "accepted a malformed llama2.c header (expected: " << needles[0] << ")";
+  } catch (const FormatError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("hostile.bin: ", 0), 0u) << m;
+    for (const std::string& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "'" << n << "' not in: " << m;
+  }
+}
+
+TEST(HostileLlama2c, HeaderFields) {
+  // dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len
+  expect_llama2c_rejected(llama2c_header({-64, 172, 5, 8, 4, 512, 512}), {"field dim is -64"});
+  expect_llama2c_rejected(llama2c_header({64, 0, 5, 8, 4, 512, 512}), {"field hidden_dim is 0"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 1 << 30, 8, 4, 512, 512}), {"field n_layers is 1073741824"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, -8, 4, 512, 512}), {"field n_heads is -8"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 8, 0, 512, 512}), {"field n_kv_heads is 0"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 8, 4, 0, 512}), {"field vocab_size is 0"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 8, 4, std::numeric_limits<int32_t>::min(), 512}),
+                          {"field vocab_size is -2147483648"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 8, 4, 512, 0}), {"field seq_len is 0"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 7, 7, 512, 512}), {"n_heads 7 does not divide dim 64"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5, 8, 3, 512, 512}), {"n_kv_heads 3 does not divide n_heads 8"});
+  expect_llama2c_rejected(llama2c_header({24, 172, 5, 8, 8, 512, 512}), {"dim/n_heads = 3 is odd"});
+  expect_llama2c_rejected(llama2c_header({0x616b3432, 2, 0, 0, 0, 0, 0}), {"export version 2", "not supported"});
+  expect_llama2c_rejected(llama2c_header({64, 172, 5}), {"truncated while reading n_heads", "file size 12"});
+  // All fields at their limit: the implied size (far beyond 2^64) is reported exactly.
+  const int32_t m = 1 << 24;
+  expect_llama2c_rejected(llama2c_header({m, m, m, 2, 2, m, m}),
+                          {"truncated: file size 28", "implies 132226265460999807041564 bytes"});
+}
+
+// A valid tiny checkpoint: dim 8, hidden 12, 1 layer, 2 heads, 1 kv head, vocab 4 (negative:
+// separate classifier), seq_len 3.
+std::vector<uint8_t> tiny_llama2c() {
+  std::vector<uint8_t> img = llama2c_header({8, 12, 1, 2, 1, -4, 3});
+  // floats: emb 32, rms_att 8, wq 64, wk 32, wv 32, wo 64, rms_ffn 8, w1/w2/w3 3*96, rms_final 8,
+  // freq_cis 2 * 3*2, wcls 32 = 580 floats
+  const size_t floats = 32 + 8 + 64 + 32 + 32 + 64 + 8 + 288 + 8 + 12 + 32;
+  img.resize(img.size() + floats * 4, 0);
+  return img;
+}
+
+TEST(HostileLlama2c, FileSizeMustMatchTheHeader) {
+  std::vector<uint8_t> img = tiny_llama2c();
+  const auto h = detail::parse_llama2c_header(img.data(), img.size(), "tiny.bin");
+  EXPECT_EQ(h.file_bytes, img.size());
+  EXPECT_FALSE(h.shared_classifier);
+  EXPECT_EQ(h.vocab_size, 4);
+  EXPECT_EQ(img.size(), 28u + 580u * 4u);
+  img.push_back(0);
+  expect_llama2c_rejected(img, {"file size 2349 exceeds the 2348 bytes its header", "separate classifier"});
+  img.resize(2344);
+  expect_llama2c_rejected(img, {"truncated: file size 2344", "implies 2348 bytes"});
+}
+
+TEST(HostileLlama2c, SampledTruncationsOfStories260K) {
+  const std::string path = test::data_path("models/stories260K/stories260K.bin");
+  CONTRAIL_REQUIRE_DATA(path);
+  const std::vector<uint8_t> full = test::read_bytes(path);
+  const size_t n = full.size();
+  std::vector<size_t> lens = {0, 1, 4, 27, 28, 29, 1000, n / 2, n - 4, n - 1};
+  for (size_t i = 1; i < 24; ++i) lens.push_back(n * i / 24 + i);
+  for (size_t len : lens) {
+    const std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
+    const std::string size_text = fmt::format("file size {}", len);
+    if (len < detail::Llama2cHeader::kBytes)
+      expect_llama2c_rejected(prefix, {"truncated while reading", size_text});
+    else
+      expect_llama2c_rejected(prefix, {"truncated: " + size_text, fmt::format("implies {} bytes", n)});
+  }
+  // Through the whole load path (files on disk; the header is checked before any tokenizer).
+  TempDir dir;
+  for (size_t len : {size_t(0), size_t(27), size_t(29), n / 3, n - 1}) {
+    const std::string p =
+        dir.write(fmt::format("cut{}.bin", len), std::vector<uint8_t>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len)));
+    try {
+      load_model_file(p);
+      ADD_FAILURE() << "accepted a truncated checkpoint of " << len << " bytes";
+    } catch (const FormatError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(p), std::string::npos) << m;
+      EXPECT_NE(m.find(fmt::format("file size {}", len)), std::string::npos) << m;
+    }
+  }
+}
+
+// ---- GGUF model layer ----------------------------------------------------------------------------
+
+using TensorPlan = std::map<std::string, std::pair<DType, std::vector<int64_t>>>;
+
+// A tiny llama model: n_embd 32, 4 heads of 8 (2 kv heads), n_ff 64, 2 layers, vocab 8.
+// `skip_key` is left out; `edit` may change the tensor plan; `keys` may override metadata.
+std::vector<uint8_t> tiny_model(const std::string& skip_key = "", const std::function<void(TensorPlan&)>& edit = {},
+                                const std::function<void(GgufWriter&)>& keys = {}) {
+  GgufWriter w;
+  const auto u32 = [&](const std::string& k, uint32_t v) {
+    if (k != skip_key) w.set_u32(k, v);
+  };
+  w.set_string("general.architecture", "llama");
+  u32("llama.context_length", 64);
+  u32("llama.embedding_length", 32);
+  u32("llama.block_count", 2);
+  u32("llama.feed_forward_length", 64);
+  u32("llama.attention.head_count", 4);
+  u32("llama.attention.head_count_kv", 2);
+  if (skip_key != "llama.attention.layer_norm_rms_epsilon") w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b", "c", "d", "e"});
+  if (keys) keys(w);
+  TensorPlan plan = {{"token_embd.weight", {DType::F16, {8, 32}}},
+                     {"output_norm.weight", {DType::F32, {32}}},
+                     {"output.weight", {DType::Q8_0, {8, 32}}}};
+  for (int i = 0; i < 2; ++i) {
+    const std::string p = fmt::format("blk.{}.", i);
+    plan[p + "attn_norm.weight"] = {DType::F32, {32}};
+    plan[p + "attn_q.weight"] = {DType::Q8_0, {32, 32}};
+    plan[p + "attn_k.weight"] = {DType::F32, {16, 32}};
+    plan[p + "attn_v.weight"] = {DType::BF16, {16, 32}};
+    plan[p + "attn_output.weight"] = {DType::F16, {32, 32}};
+    plan[p + "ffn_norm.weight"] = {DType::F32, {32}};
+    plan[p + "ffn_gate.weight"] = {DType::Q8_0, {64, 32}};
+    plan[p + "ffn_up.weight"] = {DType::F32, {64, 32}};
+    plan[p + "ffn_down.weight"] = {DType::F16, {32, 64}};
+  }
+  if (edit) edit(plan);
+  for (const auto& [name, spec] : plan) {
+    const size_t nbytes = Tensor(spec.first, spec.second, nullptr).nbytes();
+    const std::vector<uint8_t> zeros(nbytes, 0);
+    w.add_tensor(name, spec.first, spec.second, zeros.data(), nbytes);
+  }
+  return w.serialize();
+}
+
+TEST(HostileGgufModel, BaselineTinyModelIsValid) {
+  const std::vector<uint8_t> img = tiny_model();
+  ModelFile m;
+  detail::read_gguf_weights(GgufFile::parse(nullptr, img.data(), img.size(), "tiny.gguf"), m);
+  EXPECT_EQ(m.config.n_vocab, 8);
+  EXPECT_EQ(m.config.head_dim, 8);
+  EXPECT_FALSE(m.config.tied_embeddings);
+  EXPECT_EQ(m.tensors.size(), 3u + 18u);
+}
+
+// Loads `img` from a file through load_gguf_model; requires a FormatError naming the file + needles.
+void expect_model_rejected(const std::vector<uint8_t>& img, const std::vector<std::string>& needles) {
+  TempDir dir;
+  const std::string path = dir.write("model.gguf", img);
+  try {
+    load_gguf_model(path);
+    ADD_FAILURE() << "accepted an invalid model (expected: " << needles[0] << ")";
+  } catch (const FormatError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind(path + ": ", 0), 0u) << m;
+    for (const std::string& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "'" << n << "' not in: " << m;
+  }
+}
+
+TEST(HostileGgufModel, ConfigKeys) {
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_string("general.architecture", "gpt2"); }),
+                        {"unsupported architecture 'gpt2'"});
+  expect_model_rejected(tiny_model("llama.block_count"), {"required key 'llama.block_count' is missing"});
+  expect_model_rejected(tiny_model("llama.attention.layer_norm_rms_epsilon"),
+                        {"'llama.attention.layer_norm_rms_epsilon' is missing"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_string("llama.embedding_length", "32"); }),
+                        {"key 'llama.embedding_length' has type string, expected an integer"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.attention.head_count_kv", 3); }),
+                        {"n_head_kv 3 does not divide n_head 4"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.attention.head_count", 0); }),
+                        {"n_head is 0"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.block_count", 4000000000u); }),
+                        {"n_layer is 4000000000"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.attention.key_length", 7); }),
+                        {"head_dim 7 is odd"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.rope.dimension_count", 10); }),
+                        {"rope n_rot 10"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_f32("llama.rope.freq_base", -1.f); }),
+                        {"rope freq_base is -1"});
+  expect_model_rejected(
+      tiny_model("", {}, [](GgufWriter& w) { w.set_string("llama.rope.scaling.type", "yarn"); }),
+      {"llama.rope.scaling.type 'yarn' is not supported yet"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_u32("llama.attention.value_length", 16); }),
+                        {"value_length 16 differs from the key length 8"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_i32_array("tokenizer.ggml.tokens", {1}); }),
+                        {"'tokenizer.ggml.tokens' is not an array of strings"});
+}
+
+TEST(HostileGgufModel, Tensors) {
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p.erase("blk.1.ffn_up.weight"); }),
+                        {"required tensor 'blk.1.ffn_up.weight' (64, 32) is missing"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.0.attn_k.weight"].second = {32, 32}; }),
+                        {"tensor 'blk.0.attn_k.weight' has shape (32, 32), expected (16, 32)"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.0.ffn_down.weight"].second = {64, 32}; }),
+                        {"tensor 'blk.0.ffn_down.weight' has shape (64, 32), expected (32, 64)"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.1.attn_norm.weight"].first = DType::F16; }),
+                        {"tensor 'blk.1.attn_norm.weight' has dtype f16, but norm weights must be f32"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.0.attn_q.weight"].first = DType::Q4_0; }),
+                        {"tensor 'blk.0.attn_q.weight' has dtype q4_0, which is not supported yet"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["token_embd.weight"].first = DType::I32; }),
+                        {"tensor 'token_embd.weight' has dtype i32, which is not supported yet"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["rope_freqs.weight"] = {DType::F32, {4}}; }),
+                        {"unexpected tensor 'rope_freqs.weight'"});
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.2.attn_q.weight"] = {DType::F32, {32, 32}}; }),
+                        {"unexpected tensor 'blk.2.attn_q.weight'"});
+  // The vocabulary size comes from the token list; the embedding must agree with it.
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["token_embd.weight"].second = {9, 32}; }),
+                        {"tensor 'token_embd.weight' has shape (9, 32), expected (8, 32)"});
+  // Without output.weight the embeddings are tied.
+  const std::vector<uint8_t> tied = tiny_model("", [](TensorPlan& p) { p.erase("output.weight"); });
+  ModelFile m;
+  detail::read_gguf_weights(GgufFile::parse(nullptr, tied.data(), tied.size(), "tied.gguf"), m);
+  EXPECT_TRUE(m.config.tied_embeddings);
+  EXPECT_EQ(m.find("output.weight"), nullptr);
+}
+
+// ---- deterministic random mutations --------------------------------------------------------------
+
+// Exercises everything a successfully parsed image offers, so ASan sees every byte it exposes.
+void touch(const std::shared_ptr<GgufFile>& g) {
+  for (const GgufKV& kv : g->metadata()) (void)kv.value.to_display();
+  static volatile uint8_t sink;
+  for (const GgufTensorInfo& t : g->tensors()) {
+    const Tensor v = g->tensor(t.name);
+    const auto* p = static_cast<const uint8_t*>(v.data());
+    for (size_t i = 0; i < v.nbytes(); ++i) sink = p[i];
+  }
+  ModelFile m;
+  try {
+    detail::read_gguf_weights(g, m);
+  } catch (const FormatError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("mutant.gguf: ", 0), 0u) << e.what();
+  }
+}
+
+// One random edit: bit flip, byte overwrite, "interesting" u64 overwrite, insertion, deletion or
+// truncation. Offsets mostly fall in the first `hot` bytes (header, metadata, tensor infos).
+void mutate(std::vector<uint8_t>& b, size_t hot, std::mt19937_64& rng) {
+  const auto offset = [&](size_t n) -> size_t {
+    if (n == 0) return 0;
+    return (rng() % 5 != 0 && hot < n) ? rng() % hot : rng() % n;
+  };
+  static const uint64_t kInteresting[] = {0, 1, 2, 3, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0xffffffff,
+                                          uint64_t(1) << 32, uint64_t(1) << 40, uint64_t(1) << 62,
+                                          uint64_t(1) << 63, std::numeric_limits<uint64_t>::max()};
+  switch (rng() % 6) {
+    case 0:
+      if (!b.empty()) b[offset(b.size())] ^= static_cast<uint8_t>(1u << (rng() % 8));
+      break;
+    case 1:
+      if (!b.empty()) b[offset(b.size())] = static_cast<uint8_t>(rng());
+      break;
+    case 2:
+      if (b.size() >= 8) {
+        const uint64_t v = kInteresting[rng() % std::size(kInteresting)];
+        std::memcpy(b.data() + offset(b.size() - 7), &v, 8);
+      }
+      break;
+    case 3: {
+      const size_t at = offset(b.size() + 1);
+      std::vector<uint8_t> ins(1 + rng() % 16);
+      for (auto& x : ins) x = static_cast<uint8_t>(rng());
+      b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), ins.begin(), ins.end());
+      break;
+    }
+    case 4:
+      if (!b.empty()) {
+        const size_t at = offset(b.size());
+        const size_t n = std::min<size_t>(1 + rng() % 16, b.size() - at);
+        b.erase(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + n));
+      }
+      break;
+    default:
+      b.resize(offset(b.size() + 1));
+      break;
+  }
+}
+
+TEST(FuzzGguf, DeterministicMutationsNeverCrash) {
+  const std::vector<uint8_t> base = tiny_model();
+  const size_t hot = GgufFile::parse(nullptr, base.data(), base.size(), "base")->data_offset();
+  std::mt19937_64 rng(20240611);
+  int accepted = 0, rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::vector<uint8_t> img = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) mutate(img, hot, rng);
+    img.shrink_to_fit();  // exact-size buffer: any overread is an ASan error
+    try {
+      touch(GgufFile::parse(nullptr, img.data(), img.size(), "mutant.gguf"));
+      ++accepted;
+    } catch (const FormatError& e) {
+      ++rejected;
+      ASSERT_EQ(std::string(e.what()).rfind("mutant.gguf: ", 0), 0u) << "iteration " << iter << ": " << e.what();
+    } catch (const std::exception& e) {
+      FAIL() << "iteration " << iter << ": unexpected exception type: " << e.what();
+    }
+  }
+  // Both outcomes must be common, or the mutations are not exercising the parser.
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 1000);
+}
+
+TEST(FuzzLlama2c, DeterministicHeaderMutationsNeverCrash) {
+  const std::vector<uint8_t> base = tiny_llama2c();
+  std::mt19937_64 rng(7);
+  int accepted = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::vector<uint8_t> img = base;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) mutate(img, detail::Llama2cHeader::kBytes, rng);
+    img.shrink_to_fit();
+    try {
+      const auto h = detail::parse_llama2c_header(img.data(), img.size(), "mutant.bin");
+      EXPECT_EQ(h.file_bytes, img.size());
+      ++accepted;
+    } catch (const FormatError& e) {
+      ASSERT_EQ(std::string(e.what()).rfind("mutant.bin: ", 0), 0u) << e.what();
+    }
+  }
+  EXPECT_GT(accepted, 10);
+}
+
+}  // namespace
+}  // namespace contrail
