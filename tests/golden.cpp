@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+
+#include "test_util.h"
 
 #include "contrail/sampling/sampler.h"
 
@@ -13,6 +17,27 @@ nlohmann::json read_json(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw std::runtime_error("cannot open " + path);
   return nlohmann::json::parse(f);
+}
+
+std::vector<std::string> stories_cases() {
+  std::vector<std::string> cases;
+  const std::string dir = data_path("golden/stories260K/llama2c");
+  if (!exists(dir)) return cases;
+  const std::string suffix = ".prompt.txt";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      cases.push_back(name.substr(0, name.size() - suffix.size()));
+  }
+  std::sort(cases.begin(), cases.end());
+  return cases;
+}
+
+std::vector<std::string> tiny_random_sequences(const std::string& arch) {
+  std::vector<std::string> names;
+  const auto summary = read_json(data_path("golden/tiny-random/" + arch + "/golden/summary.json"));
+  for (const auto& seq : summary.at("sequences")) names.push_back(seq.at("name").get<std::string>());
+  return names;
 }
 
 LogitsDiff max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, int64_t n_cols) {

@@ -12,6 +12,11 @@ namespace contrail::test {
 
 nlohmann::json read_json(const std::string& path);
 
+// Case names of golden/stories260K/llama2c (every <case>.prompt.txt there), sorted.
+std::vector<std::string> stories_cases();
+// Sequence names listed in golden/tiny-random/<arch>/golden/summary.json.
+std::vector<std::string> tiny_random_sequences(const std::string& arch);
+
 struct LogitsDiff {
   double max_abs = 0;
   int64_t row = -1, col = -1;

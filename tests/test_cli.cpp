@@ -19,17 +19,26 @@ std::string quote(const std::string& s) {
 
 std::string cli() { return quote(test::cli_path()); }
 
+std::string golden_case(const std::string& c, const std::string& ext) {
+  return test::data_path("golden/stories260K/llama2c/" + c + ext);
+}
+
 TEST(Cli, RunGreedyPrintsLlama2cStory) {
   const std::string model = test::data_path("models/stories260K/stories260K.gguf");
   CONTRAIL_REQUIRE_DATA(model);
-  const auto g = test::read_json(test::data_path("golden/stories260K/llama2c/p0_once_upon_a_time.json"));
-  const size_t n = g.at("generated_ids").size();
-  std::string out;
-  const int rc = test::run_command(cli() + " run -m " + quote(model) + " -p 'Once upon a time' --temp 0 -n " +
-                                       std::to_string(n) + " -t 2 2>/dev/null",
-                                   &out);
-  ASSERT_EQ(rc, 0);
-  EXPECT_EQ(out, test::read_text(test::data_path("golden/stories260K/llama2c/p0_once_upon_a_time.stdout.txt")));
+  const auto cases = test::stories_cases();
+  ASSERT_FALSE(cases.empty());
+  for (const std::string& c : cases) {
+    const auto g = test::read_json(golden_case(c, ".json"));
+    if (g.at("stopped_on_bos_token").get<bool>()) continue;  // llama2.c stops on BOS, run stops on EOS only
+    const size_t n = g.at("generated_ids").size();
+    std::string out;
+    const int rc = test::run_command(cli() + " run -m " + quote(model) + " -f " + quote(golden_case(c, ".prompt.txt")) +
+                                         " --temp 0 -n " + std::to_string(n) + " -t 2 2>/dev/null",
+                                     &out);
+    ASSERT_EQ(rc, 0) << c;
+    EXPECT_EQ(out, test::read_text(golden_case(c, ".stdout.txt"))) << c;
+  }
 }
 
 TEST(Cli, RunReportsSpeedOnStderr) {
@@ -72,9 +81,18 @@ TEST(Cli, LogitsFileMatchesLlamaCpp) {
 TEST(Cli, TokenizeIds) {
   const std::string model = test::data_path("models/stories260K/stories260K.gguf");
   CONTRAIL_REQUIRE_DATA(model);
-  std::string out;
-  ASSERT_EQ(test::run_command(cli() + " tokenize -m " + quote(model) + " --ids 'Once upon a time'", &out), 0);
-  EXPECT_EQ(out, "[1, 403, 407, 261, 378]\n");
+  for (const std::string& c : test::stories_cases()) {
+    const auto g = test::read_json(golden_case(c, ".json"));
+    std::string want = "[";
+    for (int32_t id : g.at("prompt_ids_with_bos").get<std::vector<int32_t>>())
+      want += (want.size() > 1 ? ", " : "") + std::to_string(id);
+    std::string out;
+    ASSERT_EQ(test::run_command(cli() + " tokenize -m " + quote(model) + " --ids --file " +
+                                    quote(golden_case(c, ".prompt.txt")),
+                                &out),
+              0);
+    EXPECT_EQ(out, want + "]\n") << c;
+  }
 }
 
 TEST(Cli, InfoDescribesModel) {

@@ -3,6 +3,8 @@
 // top1-top2 margin exceeds it.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "contrail/runtime/session.h"
 #include "golden.h"
 #include "test_util.h"
@@ -12,6 +14,7 @@ namespace {
 
 struct Case {
   const char* name;
+  const char* arch;
   const char* model;   // under golden/tiny-random/
   const char* golden;  // golden/<seq><suffix>.json
   double tol;
@@ -20,13 +23,12 @@ struct Case {
 // MANIFEST: atol 1e-3 for F32/F16-vocab models with F32 KV; ~5e-2 for quantized ones (ggml
 // quantizes activations; llama.cpp itself moves by 2.3e-2 between settings).
 const Case kCases[] = {
-    {"llama_f32_f16vocab", "llama/gguf/model.gguf", "llama/golden/{}.json", 1e-3},
-    {"llama_quant_f32", "llama_quant/gguf/model.gguf", "llama_quant/golden/{}.json", 1e-3},
-    {"llama_quant_q8_0", "llama_quant/gguf/model-Q8_0.gguf", "llama_quant/golden/{}.Q8_0.json", 5e-2},
+    {"llama_f32_f16vocab", "llama", "llama/gguf/model.gguf", "llama/golden/{}.json", 1e-3},
+    {"llama_quant_f32", "llama_quant", "llama_quant/gguf/model.gguf", "llama_quant/golden/{}.json", 1e-3},
+    {"llama_quant_q8_0", "llama_quant", "llama_quant/gguf/model-Q8_0.gguf", "llama_quant/golden/{}.Q8_0.json", 5e-2},
 };
-const char* const kSeqs[] = {"seq0_text", "seq1_random", "seq2_text"};
 
-std::string golden_json(const Case& c, const char* seq) {
+std::string golden_json(const Case& c, const std::string& seq) {
   std::string p = c.golden;
   p.replace(p.find("{}"), 2, seq);
   return test::data_path("golden/tiny-random/" + p);
@@ -43,7 +45,7 @@ TEST_P(TinyRandom, LogitsAndGreedyMatchLlamaCpp) {
   so.n_ctx = 256;  // as the goldens
   auto s = Session::load(model, so);
   const int64_t n_vocab = s->config().n_vocab;
-  for (const char* seq : kSeqs) {
+  for (const std::string& seq : test::tiny_random_sequences(c.arch)) {
     const std::string jpath = golden_json(c, seq);
     const auto g = test::read_json(jpath);
     const auto ids = g.at("token_ids").get<std::vector<int32_t>>();
@@ -54,8 +56,10 @@ TEST_P(TinyRandom, LogitsAndGreedyMatchLlamaCpp) {
     const auto d = test::max_abs_diff(got, ref, n_vocab);
     EXPECT_LE(d.max_abs, c.tol) << c.name << "/" << seq << ": worst at position " << d.row << ", token " << d.col;
     const int matched = test::check_greedy(*s, ids, g, c.tol);
-    RecordProperty(std::string(seq) + "_greedy_matched", matched);
-    RecordProperty(std::string(seq) + "_max_abs_diff", std::to_string(d.max_abs));
+    RecordProperty(seq + "_greedy_matched", matched);
+    RecordProperty(seq + "_max_abs_diff", std::to_string(d.max_abs));
+    std::printf("%s/%s: max |logit diff| %.3g, greedy steps matched %d/%zu\n", c.name, seq.c_str(), d.max_abs, matched,
+                g.at("greedy_ids").size());
   }
 }
 

@@ -284,6 +284,32 @@ TEST(Sampler, TopKOnLargeVocabMatchesFullSort) {
   }
 }
 
+TEST(Sampler, TopKOnSortedTiedAndMaskedInputs) {
+  // Adversarial orders for the block-threshold selection (k small against the vocabulary).
+  const int32_t n = 20000, k = 40;
+  SamplingParams p = plain(1000.0f);
+  p.top_k = k;
+  Sampler s(p, n);
+  std::vector<float> ascending(n), descending(n), equal(n, 1.0f), masked(n, -kInf);
+  for (int32_t i = 0; i < n; ++i) {
+    ascending[static_cast<size_t>(i)] = 1e-3f * static_cast<float>(i);
+    descending[static_cast<size_t>(i)] = -1e-3f * static_cast<float>(i);
+  }
+  std::set<int32_t> first, last, scattered;
+  for (int32_t i = 0; i < k; ++i) {
+    first.insert(i);
+    last.insert(n - k + i);
+  }
+  for (int32_t i = 0; i < 10; ++i) {  // fewer finite logits than k: only they can be drawn
+    masked[static_cast<size_t>(i * 1999 + 7)] = static_cast<float>(i % 3);
+    scattered.insert(i * 1999 + 7);
+  }
+  EXPECT_EQ(drawn(histogram(s, ascending, 2000)), last);
+  EXPECT_EQ(drawn(histogram(s, descending, 2000)), first);
+  EXPECT_EQ(drawn(histogram(s, equal, 2000)), first);
+  EXPECT_EQ(drawn(histogram(s, masked, 2000)), scattered);
+}
+
 TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
   // p = 0.5, 0.25, 0.125, 0.0625, 0.0625 placed at shuffled ids.
   const std::vector<int32_t> id_of_rank = {3, 0, 4, 1, 2};
@@ -305,10 +331,9 @@ TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
     }
 }
 
-TEST(Sampler, TopPOverLargeUnsortedVocabIncludesTheTokenReachingPExactly) {
+TEST(Sampler, TopPIncludesTheTokenReachingPExactly) {
   // 1200 equal logits: cumulative p reaches 0.5 exactly at the 600th token (sums of 1.0 are exact),
-  // so ">= p" keeps ids 0..599 (ties rank lower ids first). The prefix grows past the first
-  // sorted chunks (256, 1024).
+  // so ">= p" keeps ids 0..599 (ties rank lower ids first).
   const std::vector<float> v(1200, 0.25f);
   SamplingParams p = plain(1.0f);
   p.top_p = 0.5f;
@@ -316,6 +341,29 @@ TEST(Sampler, TopPOverLargeUnsortedVocabIncludesTheTokenReachingPExactly) {
   std::set<int32_t> want;
   for (int32_t i = 0; i < 600; ++i) want.insert(i);
   EXPECT_EQ(drawn(histogram(s, v, 15000)), want);
+}
+
+TEST(Sampler, TopPWithoutTopKMatchesSortedOracle) {
+  // Rank r has logit -0.01 r (so the nucleus spans many of the implementation's logit buckets),
+  // placed at a permuted id (7919 is coprime with 2000).
+  const int32_t n = 2000;
+  std::vector<float> v(n);
+  for (int32_t r = 0; r < n; ++r) v[static_cast<size_t>(r * 7919 % n)] = -0.01f * static_cast<float>(r);
+  const std::vector<int32_t> order = ranked(v);
+  const std::vector<double> prob = softmax(v, 1.0);
+  for (float top_p : {0.3f, 0.5f}) {
+    std::set<int32_t> want;
+    double cum = 0;
+    for (int32_t id : order) {
+      want.insert(id);
+      if ((cum += prob[static_cast<size_t>(id)]) >= top_p) break;
+    }
+    ASSERT_GT(want.size(), 20u);
+    SamplingParams p = plain(100.0f);
+    p.top_p = top_p;
+    Sampler s(p, n);
+    EXPECT_EQ(drawn(histogram(s, v, 4000)), want) << "top_p " << top_p;
+  }
 }
 
 TEST(Sampler, MinPKeepsTokensWithAtLeastMinPTimesTheMaxProbability) {

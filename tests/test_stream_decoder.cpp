@@ -158,8 +158,8 @@ TEST(StreamDecoderStories, MatchesLlama2cStdout) {
   const std::string tok_path = data_path("models/stories260K/tok512.bin");
   CONTRAIL_REQUIRE_DATA(tok_path);
   const Tokenizer tok(load_llama2c_vocab(tok_path, 512));
-  for (const char* name : {"p0_once_upon_a_time", "p1_lily_and_ben", "p2_empty"}) {
-    const std::string base = data_path(std::string("golden/stories260K/llama2c/") + name);
+  for (const std::string& name : test::stories_cases()) {
+    const std::string base = data_path("golden/stories260K/llama2c/" + name);
     CONTRAIL_REQUIRE_DATA(base + ".json");
     const nlohmann::json golden = test::read_json(base + ".json");
     std::vector<int32_t> ids = golden["prompt_ids_with_bos"].get<std::vector<int32_t>>();

@@ -149,8 +149,8 @@ TEST(Llama2cVocab, PromptIdsMatchLlama2c) {
   CONTRAIL_REQUIRE_DATA(data_path(kStoriesGguf));
   const Tokenizer from_bin(load_llama2c_vocab(data_path(kTok512), 512));
   const Tokenizer from_gguf(gguf_vocab(data_path(kStoriesGguf)));
-  for (const char* name : {"p0_once_upon_a_time", "p1_lily_and_ben", "p2_empty"}) {
-    const std::string base = data_path(std::string("golden/stories260K/llama2c/") + name);
+  for (const std::string& name : test::stories_cases()) {
+    const std::string base = data_path("golden/stories260K/llama2c/" + name);
     CONTRAIL_REQUIRE_DATA(base + ".json");
     const std::string prompt = test::read_text(base + ".prompt.txt");
     const auto expected = test::read_json(base + ".json")["prompt_ids_with_bos"].get<std::vector<int32_t>>();

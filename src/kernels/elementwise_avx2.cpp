@@ -36,7 +36,7 @@ __m256d add_widened(__m256d acc, __m256 v) {
 }
 
 // exp(x): n = round(x / ln2), r = x - n ln2 (Cody-Waite, two constants), exp(r) by the Cephes
-// expf polynomial, result r-poly * 2^n applied as two factors 2^(n/2) * 2^(n - n/2) so that
+// expf polynomial, times 2^n applied as two factors 2^(n/2) * 2^(n - n/2) so that
 // overflow to inf and subnormal results come out right. |error| <= 1 ulp in the normal range.
 __m256 exp_ps(__m256 x) {
   // Beyond these bounds exp is +inf / rounds to 0 anyway; clamping keeps n in [-150, 128].

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string_view>
@@ -18,16 +19,26 @@ using sampling_detail::det_exp;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Below this many top-k survivors per vocabulary entry, a single heap pass (partial_sort) beats
-// nth_element + sort.
-constexpr int64_t kHeapSelectRatio = 16;
-// First prefix length sorted when top-p runs over an unsorted (top-k off) candidate set; it grows
-// 4x while the nucleus is not reached.
-constexpr int64_t kTopPFirstChunk = 256;
+// Logits per block in block-wise scans (argmax, top-k threshold).
+constexpr size_t kBlock = 64;
+// Independent lanes in the reduction loops, so the compiler can vectorise them.
+constexpr size_t kLanes = 8;
+// Top-k uses the block-maxima threshold filter while k * kBlock * kTopKFilterRatio <= n_vocab
+// (then few blocks reach the threshold); above that, nth_element over all ids.
+constexpr int64_t kTopKFilterRatio = 4;
+// Top-p without top-k buckets tokens by (l_max - l) in steps of 1/kBucketsPerNat nat; the last
+// bucket takes everything from (kBuckets - 1) / kBucketsPerNat = 63.875 nats below the max down
+// (relative weight < 2e-28).
+constexpr size_t kBuckets = 512;
+constexpr double kBucketsPerNat = 8;
 
 template <typename T>
 [[noreturn]] void bad_param(std::string_view name, T value, std::string_view range) {
   throw InvalidArgument(fmt::format("sampling parameter {} = {} is invalid: accepted {}", name, value, range));
+}
+
+[[noreturn]] void all_masked() {
+  throw InvalidArgument("Sampler::sample: every logit is -inf after the penalties; no token can be chosen");
 }
 
 // Candidate order: higher logit first, lower id first among equal logits (a strict total order,
@@ -40,8 +51,130 @@ struct Better {
 // Pre-temperature softmax numerator of one candidate.
 double weight(const float* v, int32_t id, double l_max) { return det_exp(static_cast<double>(v[id]) - l_max); }
 
-[[noreturn]] void all_masked() {
-  throw InvalidArgument("Sampler::sample: every logit is -inf after the penalties; no token can be chosen");
+// True when no value is NaN or +inf.
+bool all_below_inf(const float* v, size_t n) {
+  bool bad[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t j = 0; j < kLanes; ++j) bad[j] |= !(v[i + j] < kInf);
+  bool any = false;
+  for (size_t j = 0; j < kLanes; ++j) any |= bad[j];
+  for (; i < n; ++i) any |= !(v[i] < kInf);
+  return !any;
+}
+
+// Largest value, ignoring NaN; -inf if there is none.
+float max_value(const float* v, size_t n) {
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -kInf);
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t j = 0; j < kLanes; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+  float m = -kInf;
+  for (size_t j = 0; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
+  for (; i < n; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// Writes the k best ids (Better order) to idx[0, k); 0 < k < n. idx: (n); blocks: (2, ceil(n / kBlock)).
+void select_top_k(const float* v, int64_t n, int64_t k, int32_t* idx, float* blocks) {
+  const Better better{v};
+  if (k * static_cast<int64_t>(kBlock) * kTopKFilterRatio > n) {
+    std::iota(idx, idx + n, 0);
+    std::nth_element(idx, idx + k, idx + n, better);
+    std::sort(idx, idx + k, better);
+    return;
+  }
+  // theta = the k-th largest block maximum bounds the k-th largest logit from below (the k block
+  // maxima >= theta are k distinct logits), so every top-k token has v >= theta. Only blocks whose
+  // maximum reaches theta are scanned; ties at theta are all collected and ranked by id.
+  const auto nu = static_cast<size_t>(n);
+  const size_t n_blocks = (nu + kBlock - 1) / kBlock;
+  float* block_max = blocks;          // (n_blocks)
+  float* selection = blocks + n_blocks;  // (n_blocks) copy reordered by nth_element
+  for (size_t b = 0; b < n_blocks; ++b) block_max[b] = max_value(v + b * kBlock, std::min(kBlock, nu - b * kBlock));
+  std::copy(block_max, block_max + n_blocks, selection);
+  std::nth_element(selection, selection + (k - 1), selection + n_blocks, std::greater<float>());
+  const float theta = selection[k - 1];
+  int64_t m = 0;
+  for (size_t b = 0; b < n_blocks; ++b) {
+    if (block_max[b] < theta) continue;
+    const size_t end = std::min(nu, (b + 1) * kBlock);
+    for (size_t t = b * kBlock; t < end; ++t)
+      if (v[t] >= theta) idx[m++] = static_cast<int32_t>(t);
+  }
+  std::partial_sort(idx, idx + k, idx + m, better);
+}
+
+// Top-p over candidates idx[0, n_cand) already in Better order; returns how many to keep.
+int64_t top_p_ranked(const float* v, const int32_t* idx, int64_t n_cand, double l_max, double top_p) {
+  double total = 0;
+  for (int64_t i = 0; i < n_cand; ++i) total += weight(v, idx[i], l_max);
+  const double target = top_p * total;
+  double cum = 0;
+  for (int64_t i = 0; i < n_cand; ++i) {
+    cum += weight(v, idx[i], l_max);
+    if (cum >= target) return i + 1;
+  }
+  return n_cand;
+}
+
+size_t bucket_of(double l_max, float l) {
+  const double d = l_max - static_cast<double>(l);  // >= 0; +inf for -inf logits
+  return d < static_cast<double>(kBuckets - 1) / kBucketsPerNat ? static_cast<size_t>(d * kBucketsPerNat) : kBuckets - 1;
+}
+
+// Top-p over every token (top-k off): writes the kept ids to idx[0, result). Buckets of logits
+// find where the cumulative weight crosses the target in O(n); only the crossing bucket is sorted.
+// Buckets before it are kept whole, in id order. idx: (n).
+int64_t top_p_all(const float* v, int64_t n, int32_t* idx, double l_max, double top_p) {
+  double bucket_weight[kBuckets] = {};
+  for (int32_t t = 0; t < n; ++t) bucket_weight[bucket_of(l_max, v[t])] += weight(v, t, l_max);
+  double total = 0;
+  for (double w : bucket_weight) total += w;
+  const double target = top_p * total;
+  size_t crossing = 0;
+  double cum = 0;  // weight of the buckets before `crossing`
+  while (crossing + 1 < kBuckets && cum + bucket_weight[crossing] < target) cum += bucket_weight[crossing++];
+  int64_t kept = 0, tail = n;  // buckets before the crossing one fill idx from the front, it fills the back
+  for (int32_t t = 0; t < n; ++t) {
+    const size_t b = bucket_of(l_max, v[t]);
+    if (b < crossing)
+      idx[kept++] = t;
+    else if (b == crossing)
+      idx[--tail] = t;
+  }
+  std::sort(idx + tail, idx + n, Better{v});
+  for (int64_t i = tail; i < n; ++i) {  // kept <= i: moving down never overwrites an unread entry
+    idx[kept++] = idx[i];
+    cum += weight(v, idx[i], l_max);
+    if (cum >= target) break;
+  }
+  return kept;
+}
+
+// Keeps the candidates with weight >= min_p (stable); the max has weight 1, so at least one stays.
+int64_t min_p_filter(const float* v, int32_t* idx, int64_t n_cand, double l_max, double min_p) {
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n_cand; ++i)
+    if (weight(v, idx[i], l_max) >= min_p) idx[kept++] = idx[i];
+  return kept;
+}
+
+// Draws from exp((l - l_max) / temp) over idx[0, n_cand) with the uniform u in [0, 1). Weights
+// are recomputed rather than stored: det_exp is a pure function, so the running sum reaches
+// exactly `total` > u * total, and the pick always has positive weight.
+int32_t draw(const float* v, const int32_t* idx, int64_t n_cand, double l_max, double temp, double u) {
+  auto w = [&](int64_t i) { return det_exp((static_cast<double>(v[idx[i]]) - l_max) / temp); };
+  double total = 0;
+  for (int64_t i = 0; i < n_cand; ++i) total += w(i);
+  const double target = u * total;  // < total, since u <= 1 - 2^-53
+  double cum = 0;
+  for (int64_t i = 0; i + 1 < n_cand; ++i) {
+    cum += w(i);
+    if (cum > target) return idx[i];
+  }
+  return idx[n_cand - 1];
 }
 
 }  // namespace
@@ -60,13 +193,27 @@ void SamplingParams::validate() const {
 
 int32_t argmax(std::span<const float> logits) {
   if (logits.empty()) throw InvalidArgument("argmax: empty logits");
+  const float* x = logits.data();
   const size_t n = logits.size();
-  size_t best = 0;
-  while (best < n && std::isnan(logits[best])) ++best;  // start from the first non-NaN
-  if (best == n) return 0;
-  for (size_t i = best + 1; i < n; ++i)
-    if (logits[i] > logits[best]) best = i;  // strict: the first of equal maxima stays
-  return static_cast<int32_t>(best);
+  // Block maxima first (vectorisable), then the first index of the maximum in the first block
+  // holding it: the lowest index wins ties. NaN never compares greater, so it is skipped.
+  float best = -kInf;
+  size_t best_block = n;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const float m = max_value(x + b, std::min(kBlock, n - b));
+    if (m > best) {
+      best = m;
+      best_block = b;
+    }
+  }
+  if (best_block == n) {  // nothing above -inf: the first -inf, or 0 when everything is NaN
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isnan(x[i])) return static_cast<int32_t>(i);
+    return 0;
+  }
+  size_t i = best_block;
+  while (x[i] != best) ++i;
+  return static_cast<int32_t>(i);
 }
 
 Sampler::Sampler(const SamplingParams& params, int64_t n_vocab) : params_(params), n_vocab_(n_vocab), rng_(params.seed) {
@@ -80,7 +227,10 @@ Sampler::Sampler(const SamplingParams& params, int64_t n_vocab) : params_(params
     counts_.assign(n, 0);
     if (params_.penalty_last_n > 0) history_.reserve(2 * static_cast<size_t>(params_.penalty_last_n));
   }
-  if (params_.temperature > 0) idx_.resize(n);
+  if (params_.temperature > 0) {
+    idx_.resize(n);
+    block_max_.resize(2 * ((n + kBlock - 1) / kBlock));
+  }
 }
 
 bool Sampler::penalties_on() const {
@@ -134,16 +284,12 @@ const float* Sampler::penalised(std::span<const float> logits) {
 int32_t Sampler::sample(std::span<const float> logits) {
   if (static_cast<int64_t>(logits.size()) != n_vocab_)
     throw InvalidArgument(fmt::format("Sampler::sample: got {} logits, expected n_vocab = {}", logits.size(), n_vocab_));
-  const int64_t n = n_vocab_;
-  {
-    bool ok = true;  // every logit is < +inf (false for NaN and +inf)
-    for (float x : logits) ok &= x < kInf;
-    if (!ok) {
-      const auto bad = std::find_if(logits.begin(), logits.end(), [](float x) { return !(x < kInf); });
-      throw InvalidArgument(fmt::format("Sampler::sample: logits[{}] = {}; logits must be finite or -inf",
-                                        bad - logits.begin(), *bad));
-    }
+  if (!all_below_inf(logits.data(), logits.size())) {
+    const auto bad = std::find_if(logits.begin(), logits.end(), [](float x) { return !(x < kInf); });
+    throw InvalidArgument(fmt::format("Sampler::sample: logits[{}] = {}; logits must be finite or -inf",
+                                      bad - logits.begin(), *bad));
   }
+  const int64_t n = n_vocab_;
   const float* v = penalties_on() ? penalised(logits) : logits.data();  // (n_vocab)
 
   if (params_.temperature <= 0) {
@@ -152,74 +298,26 @@ int32_t Sampler::sample(std::span<const float> logits) {
     return best;
   }
 
-  // Candidates are idx_[0, n_cand); `sorted` says they are in Better order.
-  const Better better{v};
+  // Candidates are idx[0, n_cand); `ranked` says they are in Better order.
   int32_t* idx = idx_.data();
-  std::iota(idx, idx + n, 0);
   int64_t n_cand = n;
-  bool sorted = false;
+  bool ranked = false;
   const int64_t k = params_.top_k;
   if (k > 0 && k < n) {
-    if (k * kHeapSelectRatio <= n) {
-      std::partial_sort(idx, idx + k, idx + n, better);
-    } else {
-      std::nth_element(idx, idx + k, idx + n, better);
-      std::sort(idx, idx + k, better);
-    }
+    select_top_k(v, n, k, idx, block_max_.data());
     n_cand = k;
-    sorted = true;
+    ranked = true;
   }
-  const double l_max = sorted ? v[idx[0]] : *std::max_element(v, v + n);
+  const double l_max = ranked ? v[idx[0]] : max_value(v, static_cast<size_t>(n));
   if (l_max == -static_cast<double>(kInf)) all_masked();
 
   if (params_.top_p < 1) {
-    double total = 0;  // sum of weights over the candidates, in their current order
-    for (int64_t i = 0; i < n_cand; ++i) total += weight(v, idx[i], l_max);
-    const double target = static_cast<double>(params_.top_p) * total;
-    // Walk the candidates best-first; when unsorted, sort a growing prefix on demand (the nucleus
-    // is usually a tiny part of the vocabulary).
-    double cum = 0;
-    int64_t keep = n_cand, done = 0;
-    int64_t end = sorted ? n_cand : std::min(n_cand, kTopPFirstChunk);
-    for (;;) {
-      if (!sorted) {
-        if (end < n_cand) std::nth_element(idx + done, idx + end, idx + n_cand, better);
-        std::sort(idx + done, idx + end, better);
-      }
-      for (int64_t i = done; i < end && keep == n_cand; ++i) {
-        cum += weight(v, idx[i], l_max);
-        if (cum >= target) keep = i + 1;
-      }
-      if (keep < n_cand || end == n_cand) break;
-      done = end;
-      end = std::min(n_cand, 4 * end);
-    }
-    n_cand = keep;
-    sorted = true;
+    n_cand = ranked ? top_p_ranked(v, idx, n_cand, l_max, params_.top_p) : top_p_all(v, n, idx, l_max, params_.top_p);
+  } else if (!ranked) {
+    std::iota(idx, idx + n, 0);  // every token, in id order
   }
-
-  if (params_.min_p > 0) {
-    const double min_p = params_.min_p;
-    int64_t kept = 0;  // stable compaction; the max has weight 1 >= min_p, so kept >= 1
-    for (int64_t i = 0; i < n_cand; ++i)
-      if (weight(v, idx[i], l_max) >= min_p) idx[kept++] = idx[i];
-    n_cand = kept;
-  }
-
-  // Temperature and the draw. Weights are recomputed rather than stored: det_exp is a pure
-  // function, so the running sum below reaches exactly `total` and the loop always picks a
-  // candidate of positive weight before the last one or the last one itself.
-  const double temp = params_.temperature;
-  auto tweight = [&](int64_t i) { return det_exp((static_cast<double>(v[idx[i]]) - l_max) / temp); };
-  double total = 0;
-  for (int64_t i = 0; i < n_cand; ++i) total += tweight(i);
-  const double target = rng_.uniform() * total;  // < total, since uniform() <= 1 - 2^-53
-  double cum = 0;
-  for (int64_t i = 0; i + 1 < n_cand; ++i) {
-    cum += tweight(i);
-    if (cum > target) return idx[i];
-  }
-  return idx[n_cand - 1];
+  if (params_.min_p > 0) n_cand = min_p_filter(v, idx, n_cand, l_max, params_.min_p);
+  return draw(v, idx, n_cand, l_max, params_.temperature, rng_.uniform());
 }
 
 }  // namespace contrail

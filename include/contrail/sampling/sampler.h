@@ -13,7 +13,9 @@
 // - candidates are ordered by logit descending, lower id first on equal logits.
 // - top-k (0 < top_k < n_vocab): keep the top_k best candidates.
 // - top-p (top_p < 1): keep the shortest prefix, in candidate order, whose cumulative p >= top_p
-//   (at least one token).
+//   (at least one token). Sums run in a fixed order (rank order after top-k; without top-k,
+//   per logit bucket then rank order inside the bucket that crosses top_p), so equal inputs give
+//   equal cuts everywhere.
 // - min-p (min_p > 0): keep the candidates with p >= min_p * p_max, i.e. exp(l - l_max) >= min_p.
 // - temperature T > 0: draw a token with probability exp((l - l_max) / T) / sum over the kept
 //   candidates: one uniform u in [0, 1) (Rng::uniform) picks the first candidate whose running
@@ -80,6 +82,7 @@ class Sampler {
   // scratch reused across calls
   std::vector<float> work_;       // (n_vocab) penalised logits; sized only when penalties are on
   std::vector<int32_t> idx_;      // (n_vocab) candidate token ids; sized only when temperature > 0
+  std::vector<float> block_max_;  // (2, ceil(n_vocab / 64)) per-block maxima for top-k; as idx_
   std::vector<int32_t> counts_;   // (n_vocab) per-token window counts; all zero between calls
 };
 
