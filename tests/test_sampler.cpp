@@ -280,7 +280,7 @@ TEST(Sampler, TopKOnLargeVocabMatchesFullSort) {
     SamplingParams p = plain(1000.0f);
     p.top_k = k;
     Sampler s(p, static_cast<int64_t>(nv));
-    EXPECT_EQ(drawn(histogram(s, w, 40 * k)), want) << "k " << k;
+    EXPECT_EQ(drawn(histogram(s, w, 20 * k)), want) << "k " << k;
   }
 }
 
@@ -332,15 +332,21 @@ TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
 }
 
 TEST(Sampler, TopPIncludesTheTokenReachingPExactly) {
-  // 1200 equal logits: cumulative p reaches 0.5 exactly at the 600th token (sums of 1.0 are exact),
-  // so ">= p" keeps ids 0..599 (ties rank lower ids first).
-  const std::vector<float> v(1200, 0.25f);
+  // 400 equal logits: cumulative p reaches 0.5 exactly at the 200th token (sums of 1.0 are exact),
+  // so ">= p" keeps ids 0..199 (ties rank lower ids first; "> p" would keep 201).
+  const std::vector<float> v(400, 0.25f);
   SamplingParams p = plain(1.0f);
   p.top_p = 0.5f;
-  Sampler s(p, 1200);
+  Sampler s(p, 400);
   std::set<int32_t> want;
-  for (int32_t i = 0; i < 600; ++i) want.insert(i);
-  EXPECT_EQ(drawn(histogram(s, v, 15000)), want);
+  for (int32_t i = 0; i < 200; ++i) want.insert(i);
+  EXPECT_EQ(drawn(histogram(s, v, 5000)), want);
+  // The same after top-k = 300 (the ranked path): 150 of the 300 survivors.
+  p.top_k = 300;
+  Sampler ranked_path(p, 400);
+  want.clear();
+  for (int32_t i = 0; i < 150; ++i) want.insert(i);
+  EXPECT_EQ(drawn(histogram(ranked_path, v, 4000)), want);
 }
 
 TEST(Sampler, TopPWithoutTopKMatchesSortedOracle) {
@@ -458,7 +464,7 @@ TEST(Sampler, RepeatPenaltyDividesPositiveAndMultipliesNegativeLogits) {
   expect_penalised_to(p, {0}, 3.0f, 3.0f / 1.5f);
   expect_penalised_to(p, {0, 0, 0}, 3.0f, 3.0f / 1.5f);  // once, whatever the count
   expect_penalised_to(p, {0}, -1.0f, -1.0f * 1.5f);
-  expect_penalised_to(p, {0}, 0.7f, 0.7f / 1.5f);
+  expect_penalised_to(p, {0}, 1.3f, 1.3f / 1.5f);  // != 1.3f * (1 / 1.5f) in f32: a true division
   expect_penalised_to(p, {2, 2, 0}, -0.3f, -0.3f * 1.5f);
 }
 
@@ -468,6 +474,12 @@ TEST(Sampler, FrequencyAndPresencePenaltiesSubtractCountTimesFreqPlusPresence) {
   p.presence_penalty = 0.5f;
   expect_penalised_to(p, {0, 0, 0}, 2.0f, 2.0f - (3 * 0.25f + 0.5f));
   expect_penalised_to(p, {0, 2}, 1.3f, 1.3f - (1 * 0.25f + 0.5f));
+  {  // one subtraction of (c * freq + presence): subtracting the terms one by one rounds differently here
+    SamplingParams q = plain(0);
+    q.frequency_penalty = 0.1f;
+    q.presence_penalty = 0.45f;
+    expect_penalised_to(q, {0, 0}, 1.3f, 1.3f - (2 * 0.1f + 0.45f));
+  }
   // Repeat penalty first, then the subtraction.
   p.repeat_penalty = 1.5f;
   expect_penalised_to(p, {0, 0}, 3.0f, 3.0f / 1.5f - (2 * 0.25f + 0.5f));

@@ -163,7 +163,7 @@ __m512i load_x_pair(const int8_t* p, bool two) {
 }
 
 __m512 load_x_scales(const float* d, bool two) {
-  return spread_pair(two ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d))) : _mm_load_ss(d));
+  return spread_pair(two ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d))) : _mm_load_ss(d));
 }
 
 // sums[r][t] = sum over blocks of (dw * dx) * (qw . qx) for r < kQRows, t < NT.

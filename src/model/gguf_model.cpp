@@ -3,7 +3,8 @@
 // views into the GGUF mapping.
 #include <fmt/format.h>
 
-#include <unordered_set>
+#include <string_view>
+#include <unordered_map>
 
 #include "contrail/core/error.h"
 #include "contrail/model/arch.h"
@@ -92,27 +93,27 @@ struct Expected {
   bool norm;  // must be f32
 };
 
-// The weights of the llama architecture (see model_file.h for names and shapes).
-std::vector<Expected> llama_weights(const ModelConfig& c) {
+// Calls fn(Expected) for each weight of the llama architecture (see model_file.h for names and
+// shapes), one at a time: n_layer comes from the file and may be absurd, so the list is never
+// materialised before the file has proved to hold it.
+template <typename Fn>
+void for_each_llama_weight(const ModelConfig& c, Fn&& fn) {
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
-  std::vector<Expected> w = {
-      {"token_embd.weight", {c.n_vocab, c.n_embd}, false},
-      {"output_norm.weight", {c.n_embd}, true},
-  };
-  if (!c.tied_embeddings) w.push_back({"output.weight", {c.n_vocab, c.n_embd}, false});
+  fn(Expected{"token_embd.weight", {c.n_vocab, c.n_embd}, false});
+  fn(Expected{"output_norm.weight", {c.n_embd}, true});
+  if (!c.tied_embeddings) fn(Expected{"output.weight", {c.n_vocab, c.n_embd}, false});
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
-    w.push_back({p + "attn_norm.weight", {c.n_embd}, true});
-    w.push_back({p + "attn_q.weight", {q_dim, c.n_embd}, false});
-    w.push_back({p + "attn_k.weight", {kv_dim, c.n_embd}, false});
-    w.push_back({p + "attn_v.weight", {kv_dim, c.n_embd}, false});
-    w.push_back({p + "attn_output.weight", {c.n_embd, q_dim}, false});
-    w.push_back({p + "ffn_norm.weight", {c.n_embd}, true});
-    w.push_back({p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false});
-    w.push_back({p + "ffn_up.weight", {c.n_ff, c.n_embd}, false});
-    w.push_back({p + "ffn_down.weight", {c.n_embd, c.n_ff}, false});
+    fn(Expected{p + "attn_norm.weight", {c.n_embd}, true});
+    fn(Expected{p + "attn_q.weight", {q_dim, c.n_embd}, false});
+    fn(Expected{p + "attn_k.weight", {kv_dim, c.n_embd}, false});
+    fn(Expected{p + "attn_v.weight", {kv_dim, c.n_embd}, false});
+    fn(Expected{p + "attn_output.weight", {c.n_embd, q_dim}, false});
+    fn(Expected{p + "ffn_norm.weight", {c.n_embd}, true});
+    fn(Expected{p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false});
+    fn(Expected{p + "ffn_up.weight", {c.n_ff, c.n_embd}, false});
+    fn(Expected{p + "ffn_down.weight", {c.n_embd, c.n_ff}, false});
   }
-  return w;
 }
 
 }  // namespace
@@ -126,11 +127,11 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
   out.config = read_config(g);
   const ModelConfig& c = out.config;
 
-  const std::vector<Expected> want = llama_weights(c);
-  std::unordered_set<std::string> expected;
-  for (const Expected& e : want) {
-    expected.insert(e.name);
-    const GgufTensorInfo* t = g.find_tensor(e.name);
+  std::unordered_map<std::string_view, const GgufTensorInfo*> by_name;  // views into g.tensors()
+  for (const GgufTensorInfo& t : g.tensors()) by_name.emplace(t.name, &t);
+  for_each_llama_weight(c, [&](const Expected& e) {
+    const auto it = by_name.find(e.name);
+    const GgufTensorInfo* t = it == by_name.end() ? nullptr : it->second;
     if (!t)
       throw FormatError(fmt::format("{}: required tensor '{}' {} is missing ({} {} layers, {} tensors in the file)", src,
                                     e.name, shape_str(e.shape), c.n_layer, c.arch, g.tensors().size()));
@@ -148,13 +149,14 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
           src, e.name, shape_str(t->shape), shape_str(e.shape), c.n_vocab, c.n_embd, c.n_head, c.n_head_kv,
           c.head_dim, c.n_ff));
     out.tensors.emplace(e.name, g.tensor(e.name));
-  }
-  // A tensor the architecture does not use (biases, rope_freqs, ...) would be silently ignored
-  // and give wrong results: reject it.
-  for (const GgufTensorInfo& t : g.tensors())
-    if (!expected.count(t.name))
-      throw FormatError(fmt::format("{}: unexpected tensor '{}' {} {}: not used by the supported {} architecture", src,
-                                    t.name, dtype_name(t.dtype), shape_str(t.shape), c.arch));
+  });
+  // Every expected tensor was found once (names are unique), so any other tensor is one the
+  // architecture does not use (biases, rope_freqs, ...). Ignoring it would give wrong results.
+  if (out.tensors.size() != g.tensors().size())
+    for (const GgufTensorInfo& t : g.tensors())
+      if (!out.tensors.count(t.name))
+        throw FormatError(fmt::format("{}: unexpected tensor '{}' {} {}: not used by the supported {} architecture",
+                                      src, t.name, dtype_name(t.dtype), shape_str(t.shape), c.arch));
 
   out.metadata.clear();
   for (const GgufKV& kv : g.metadata()) out.metadata.emplace_back(kv.key, kv.value.to_display());
