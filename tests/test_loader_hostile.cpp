@@ -176,6 +176,10 @@ TEST(HostileGguf, Alignment) {
   EXPECT_EQ(GgufFile::parse(nullptr, ok.data(), ok.size(), "ok.gguf")->data_offset(), 128u);  // 90 bytes of header
   expect_rejected(Bytes::header(1, 1).kv_u32("general.alignment", 64).tensor_info("a", {4}, kF32, 32).pad(64).zeros(96).b,
                   {"tensor 'a' data offset 32 is misaligned", "alignment 64"});
+  // Alignment 1 is a power of two, but f32 data must still start on a multiple of 4.
+  Bytes unaligned = Bytes::header(1, 1).kv_u32("general.alignment", 1).tensor_info("a", {4}, kF32, 0);
+  if (unaligned.b.size() % 4 == 0) unaligned.zeros(1);
+  expect_rejected(unaligned.zeros(16).b, {"tensor 'a' (f32) data offset", "not a multiple of its element alignment 4"});
 }
 
 TEST(HostileGguf, TensorInfos) {

@@ -173,8 +173,7 @@ void expect_close(const std::vector<float>& got, const Reference& ref, double re
 
 // Calls a kernel on rows [row_begin, row_end) of y (NaN elsewhere, to catch stray writes).
 void run_kernel(MatmulFn fn, const Weights& w, const std::vector<float>& x, const QuantActs* q, int64_t n_tokens,
-                int64_t row_begin, int64_t row_end, std::vector<float>& y, int64_t panel_rows = 0) {
-  std::vector<float> panel;  // (panel_rows, n_in)
+                int64_t row_begin, int64_t row_end, std::vector<float>& y, int64_t scratch_floats = 0) {
   MatmulArgs a;
   a.w = w.bytes.data();
   a.x = x.data();
@@ -186,9 +185,9 @@ void run_kernel(MatmulFn fn, const Weights& w, const std::vector<float>& x, cons
   a.n_tokens = n_tokens;
   a.row_begin = row_begin;
   a.row_end = row_end;
-  a.panel_rows = panel_rows > 0 ? panel_rows : kernels::matmul_panel_rows(w.n_in * 4);
-  panel.resize(static_cast<size_t>(a.panel_rows * w.n_in));
-  a.panel = panel.data();
+  a.scratch_floats = scratch_floats > 0 ? scratch_floats : kernels::matmul_scratch_floats(w.n_in);
+  std::vector<float> scratch(static_cast<size_t>(a.scratch_floats));
+  a.scratch = scratch.data();
   fn(a);
 }
 
@@ -242,25 +241,27 @@ TEST(MatmulKernels, F32AllVariants) { check_float_kernels(DType::F32); }
 TEST(MatmulKernels, F16AllVariants) { check_float_kernels(DType::F16); }
 TEST(MatmulKernels, Bf16AllVariants) { check_float_kernels(DType::BF16); }
 
-// Panels smaller than a register tile and not dividing the row range.
-TEST(MatmulKernels, OddPanelRows) {
+// The smallest scratch the contract allows (max(n_in, 64) floats) and other odd sizes: panels
+// smaller than a register tile, not dividing the rows, k split into many chunks; rows [0, 2) are
+// outside the requested range and must stay untouched.
+TEST(MatmulKernels, SmallScratch) {
   std::mt19937 rng(77);
-  for (DType dt : {DType::F16, DType::BF16}) {
-    const int64_t n_out = 37, n_in = 45, n_tokens = 19;
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    const int64_t n_out = 70, n_in = 45, n_tokens = 19;
     const Weights w = make_weights(dt, n_out, n_in, rng);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_tokens * n_in), rng);
     const Reference ref = reference(w.values, x, n_out, n_in, n_tokens);
     for (const Variant& v : variants())
-      for (int64_t panel_rows : {1, 3, 5}) {
+      for (int64_t scratch_floats : {64, 3 * 45, 64 * 17}) {
         std::vector<float> y = nan_output(n_tokens, n_out);
-        run_kernel(kernel_of(v, dt), w, x, nullptr, n_tokens, 2, n_out, y, panel_rows);
-        for (int64_t t = 0; t < n_tokens; ++t)  // rows [0, 2) are outside the range: untouched
+        run_kernel(kernel_of(v, dt), w, x, nullptr, n_tokens, 2, n_out, y, scratch_floats);
+        for (int64_t t = 0; t < n_tokens; ++t)
           for (int64_t o = 0; o < 2; ++o) {
             EXPECT_TRUE(std::isnan(y[t * n_out + o])) << v.name;
             y[t * n_out + o] = static_cast<float>(ref.y[t * n_out + o]);
           }
         expect_close(y, ref, kTol, 0,
-                     std::string(dtype_name(dt)) + " " + v.name + " panel_rows=" + std::to_string(panel_rows));
+                     std::string(dtype_name(dt)) + " " + v.name + " scratch=" + std::to_string(scratch_floats));
       }
   }
 }

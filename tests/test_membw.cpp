@@ -9,7 +9,6 @@
 #include "contrail/core/error.h"
 #include "contrail/core/thread_pool.h"
 #include "contrail/kernels/membw.h"
-#include "test_util.h"
 
 namespace contrail {
 namespace {

@@ -15,7 +15,6 @@
 #include "contrail/sampling/rng.h"
 #include "contrail/sampling/sampler.h"
 #include "sampling/det_exp.h"
-#include "test_util.h"
 
 namespace contrail {
 namespace {
@@ -589,6 +588,17 @@ TEST(Sampler, InvalidVocabLogitsAndTokensThrow) {
   Sampler greedy(g, 4);
   EXPECT_EQ(greedy.sample(masked), 1);
   EXPECT_THROW(greedy.sample(std::vector<float>(4, -kInf)), InvalidArgument);
+  // Penalties that overflow: to +inf is rejected, to -inf masks the token.
+  SamplingParams extreme = plain(1.0f);
+  extreme.repeat_penalty = 1e-30f;
+  Sampler up(extreme, 2);
+  up.accept(0);
+  EXPECT_THROW(up.sample(std::vector<float>{1e10f, 0.0f}), InvalidArgument);
+  extreme.repeat_penalty = 2.0f;
+  Sampler down(extreme, 2);
+  down.accept(0);
+  EXPECT_THROW(down.sample(std::vector<float>{-3e38f, -kInf}), InvalidArgument);
+  EXPECT_EQ(down.sample(std::vector<float>{-3e38f, -1e38f}), 1);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // AVX2 + FMA + F16C matmul kernels (compiled with -mavx2 -mfma -mf16c; called only when
 // isa_supported(Isa::Avx2)). Numerics: contrail/kernels/matmul.h.
 //
-// Same structure as the AVX-512 kernels with 8-lane vectors and smaller register tiles (16 ymm
-// registers): f32 / f16 / bf16 tiles of kRows weight rows x up to kTokens tokens, f16 / bf16
-// weights converted panel by panel when more than kTokens tokens share them; q8_0 one block per
-// vector with |w| * sign(x, w) through vpmaddubsw.
+// Same structure as the AVX-512 kernels (see matmul_avx512.cpp) with 8-lane vectors and smaller
+// register tiles for the 16 ymm registers: few tokens stream weight rows one at a time; many
+// tokens go through panels of rows (f16 / bf16 converted once) and kRows x kTokens register
+// tiles. q8_0: one block per vector, |qw| * sign(qx, qw) through vpmaddubsw.
 //
 // ODR: everything but the entry points lives in the anonymous namespace; no std templates and no
 // contrail inline functions are used here.
@@ -16,10 +16,10 @@
 namespace contrail::kernels {
 namespace {
 
-constexpr int kRows = 4;    // weight rows per register tile
+constexpr int kRows = 4;    // weight rows per panel register tile
 constexpr int kTokens = 3;  // tokens per register tile: 12 accumulators + 4 weight vectors
 
-// Lanes [0, n) set, n in [0, 8], for maskload.
+// Lanes [0, n) set, n in [0, 8], for maskload / maskstore.
 __m256i first_lanes(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -29,6 +29,13 @@ float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// n (< 8) halves from p, zero-padded to 8.
+__m128i load_halves_tail(const uint16_t* p, int64_t n) {
+  uint16_t buf[8] = {};
+  for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf));
 }
 
 // Weight element types: load 8 consecutive weights as f32; load_tail reads only the first n
@@ -42,41 +49,74 @@ struct F32W {
 struct F16W {
   using T = uint16_t;
   static constexpr bool kIsF32 = false;
-  static __m256 load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static __m256 load_tail(const uint16_t* p, int64_t n) {
-    uint16_t buf[8] = {};
-    for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
-    return load(buf);
-  }
+  static __m256 convert(__m128i h) { return _mm256_cvtph_ps(h); }
+  static __m256 load(const uint16_t* p) { return convert(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 load_tail(const uint16_t* p, int64_t n) { return convert(load_halves_tail(p, n)); }
 };
 struct BF16W {
   using T = uint16_t;
   static constexpr bool kIsF32 = false;
-  static __m256 load(const uint16_t* p) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  static __m256 load_tail(const uint16_t* p, int64_t n) {
-    uint16_t buf[8] = {};
-    for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
-    return load(buf);
-  }
+  static __m256 convert(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  static __m256 load(const uint16_t* p) { return convert(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 load_tail(const uint16_t* p, int64_t n) { return convert(load_halves_tail(p, n)); }
 };
 
-// sums[r][t] = sum_k w[r][k] * x[t * n_in + k] for r < kRows, t < NT.
-//   w: kRows row pointers, (n_in) each; x: (NT, n_in) f32 token rows.
+// 8 activations at p, or only the first `valid` (< 8) of them zero-padded.
+__m256 load_x(const float* p, int64_t valid) {
+  return valid == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(valid));
+}
+
+// ---- f32 / f16 / bf16, few tokens --------------------------------------------------------------------
+
+// sums[t] = sum_k w[k] * x[t * n_in + k] for t < NT. Unrolled so >= 3 FMA chains are in flight.
 template <class W, int NT>
-void tile(const typename W::T* const (&w)[kRows], const float* x, int64_t n_in, float (&sums)[kRows][kTokens]) {
+void row_tile(const typename W::T* w, const float* x, int64_t n_in, float (&sums)[kTokens]) {
+  constexpr int kUnroll = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+  __m256 acc[kUnroll][NT];
+  for (auto& set : acc)
+    for (__m256& v : set) v = _mm256_setzero_ps();
+  // valid == 8 except for the row's last partial vector.
+  const auto step = [&](int u, int64_t k, int64_t valid) {
+    const __m256 wv = valid == 8 ? W::load(w + k) : W::load_tail(w + k, valid);
+    for (int t = 0; t < NT; ++t) acc[u][t] = _mm256_fmadd_ps(wv, load_x(x + t * n_in + k, valid), acc[u][t]);
+  };
+  int64_t k = 0;
+  for (; k + 8 * kUnroll <= n_in; k += 8 * kUnroll)
+    for (int u = 0; u < kUnroll; ++u) step(u, k + 8 * u, 8);
+  for (; k + 8 <= n_in; k += 8) step(0, k, 8);
+  if (k < n_in) step(0, k, n_in - k);
+  for (int t = 0; t < NT; ++t) {
+    __m256 v = acc[0][t];
+    for (int u = 1; u < kUnroll; ++u) v = _mm256_add_ps(v, acc[u][t]);
+    sums[t] = hsum(v);
+  }
+}
+
+// y[:, row_begin:row_end] for a.n_tokens == NT, one weight row at a time.
+template <class W, int NT>
+void stream_rows(const MatmulArgs& a) {
+  const auto* w = static_cast<const typename W::T*>(a.w);  // (n_out, n_in)
+  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
+    float sums[kTokens];
+    row_tile<W, NT>(w + o * a.n_in, a.x, a.n_in, sums);
+    for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o] = sums[t];
+  }
+}
+
+// ---- f32 / f16 / bf16, many tokens -------------------------------------------------------------------
+
+// sums[r][t] = sum_k w[r][k] * x[t * n_in + k] for r < kRows, t < NT.
+//   w: kRows f32 row pointers, (n_in) each; x: (NT, n_in) f32 token rows.
+template <int NT>
+void panel_tile(const float* const (&w)[kRows], const float* x, int64_t n_in, float (&sums)[kRows][kTokens]) {
   __m256 acc[kRows][NT];
   for (auto& row : acc)
     for (__m256& v : row) v = _mm256_setzero_ps();
-  // valid == 8 except for the row's last partial vector.
   const auto step = [&](int64_t k, int64_t valid) {
     __m256 wv[kRows];
-    for (int r = 0; r < kRows; ++r) wv[r] = valid == 8 ? W::load(w[r] + k) : W::load_tail(w[r] + k, valid);
+    for (int r = 0; r < kRows; ++r) wv[r] = load_x(w[r] + k, valid);
     for (int t = 0; t < NT; ++t) {
-      const float* xp = x + t * n_in + k;
-      const __m256 xv = valid == 8 ? _mm256_loadu_ps(xp) : _mm256_maskload_ps(xp, first_lanes(valid));
+      const __m256 xv = load_x(x + t * n_in + k, valid);
       for (int r = 0; r < kRows; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
     }
   };
@@ -87,31 +127,24 @@ void tile(const typename W::T* const (&w)[kRows], const float* x, int64_t n_in, 
     for (int t = 0; t < NT; ++t) sums[r][t] = hsum(acc[r][t]);
 }
 
-template <class W>
-void tile_n(int nt, const typename W::T* const (&w)[kRows], const float* x, int64_t n_in,
-            float (&sums)[kRows][kTokens]) {
-  static_assert(kTokens == 3);
-  switch (nt) {
-    case 1: tile<W, 1>(w, x, n_in, sums); break;
-    case 2: tile<W, 2>(w, x, n_in, sums); break;
-    default: tile<W, 3>(w, x, n_in, sums); break;
-  }
-}
-
-// y[t, row0 + i] for i < n_rows and every token, from the weight rows w0 + i * n_in.
-//   w0: (n_rows, n_in) weights of type W::T (the matrix itself or a converted panel).
-// Token blocks are the outer loop so each block of x rows is reused by every row tile; a tile
-// short of kRows rows repeats its last row (computed, not stored).
-template <class W>
-void rows_times_tokens(const typename W::T* w0, int64_t n_rows, int64_t row0, const MatmulArgs& a) {
+// y[t, row0 + i] for i < n_rows and every token, from the f32 rows panel + i * n_in.
+//   panel: (n_rows, n_in). Token blocks are the outer loop so each block of x rows is reused by
+// every row tile; a tile short of kRows rows repeats its last row (computed, not stored).
+void panel_times_tokens(const float* panel, int64_t n_rows, int64_t row0, const MatmulArgs& a) {
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokens) {
     const int nt = static_cast<int>(a.n_tokens - t0 < kTokens ? a.n_tokens - t0 : kTokens);
+    const float* x = a.x + t0 * a.n_in;  // (nt, n_in)
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
       const int nr = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
-      const typename W::T* w[kRows];
-      for (int r = 0; r < kRows; ++r) w[r] = w0 + (r0 + (r < nr ? r : nr - 1)) * a.n_in;
+      const float* w[kRows];
+      for (int r = 0; r < kRows; ++r) w[r] = panel + (r0 + (r < nr ? r : nr - 1)) * a.n_in;
       float sums[kRows][kTokens];
-      tile_n<W>(nt, w, a.x + t0 * a.n_in, a.n_in, sums);
+      static_assert(kTokens == 3);
+      switch (nt) {
+        case 1: panel_tile<1>(w, x, a.n_in, sums); break;
+        case 2: panel_tile<2>(w, x, a.n_in, sums); break;
+        default: panel_tile<3>(w, x, a.n_in, sums); break;
+      }
       for (int t = 0; t < nt; ++t)
         for (int r = 0; r < nr; ++r) a.y[(t0 + t) * a.n_out + row0 + r0 + r] = sums[r][t];
     }
@@ -129,42 +162,48 @@ void convert_panel(const typename W::T* w0, int64_t n_rows, int64_t n_in, float*
 
 template <class W>
 void matmul_float(const MatmulArgs& a) {
-  const auto* w = static_cast<const typename W::T*>(a.w);  // (n_out, n_in)
-  if (a.n_tokens <= kTokens) {  // one token block: stream each weight row once, convert on the fly
-    rows_times_tokens<W>(w + a.row_begin * a.n_in, a.row_end - a.row_begin, a.row_begin, a);
-    return;
+  static_assert(kTokens == 3);
+  switch (a.n_tokens) {
+    case 1: return stream_rows<W, 1>(a);
+    case 2: return stream_rows<W, 2>(a);
+    case 3: return stream_rows<W, 3>(a);
+    default: break;
   }
-  const int64_t panel_rows = W::kIsF32 ? matmul_panel_rows(a.n_in * 4) : a.panel_rows;
+  const auto* w = static_cast<const typename W::T*>(a.w);  // (n_out, n_in)
+  const int64_t panel_rows = a.scratch_floats / a.n_in;  // >= 1
   for (int64_t p0 = a.row_begin; p0 < a.row_end; p0 += panel_rows) {
     const int64_t np = a.row_end - p0 < panel_rows ? a.row_end - p0 : panel_rows;
     if constexpr (W::kIsF32) {
-      rows_times_tokens<F32W>(w + p0 * a.n_in, np, p0, a);  // f32 rows serve as their own panel
+      panel_times_tokens(w + p0 * a.n_in, np, p0, a);  // f32 rows serve as their own panel
     } else {
-      convert_panel<W>(w + p0 * a.n_in, np, a.n_in, a.panel);
-      rows_times_tokens<F32W>(a.panel, np, p0, a);
+      convert_panel<W>(w + p0 * a.n_in, np, a.n_in, a.scratch);
+      panel_times_tokens(a.scratch, np, p0, a);
     }
   }
 }
 
-// ---- q8_0 ------------------------------------------------------------------------------------------
+// ---- q8_0 ----------------------------------------------------------------------------------------------
 
-constexpr int kQRows = 4;    // weight rows per q8_0 register tile
+constexpr int kQRows = 4;    // weight rows per q8_0 panel register tile
 constexpr int kQTokens = 2;  // tokens per q8_0 register tile
 
-// sums[r][t] = sum over blocks of (dw * dx) * (qw . qx) for r < kQRows, t < NT.
-//   w: kQRows row pointers, (n_in / 32) blocks each; xq: (NT, n_in) int8; xd: (NT, n_in / 32).
-template <int NT>
-void qtile(const BlockQ8_0* const (&w)[kQRows], const int8_t* xq, const float* xd, int64_t n_in,
+// sums[r][t] = sum over blocks of (dw * dx) * (qw . qx) for r < NR, t < NT.
+//   w: NR row pointers, (n_in / 32) blocks each; xq: (NT, n_in) int8; xd: (NT, n_in / 32).
+// Small tiles alternate between two accumulator sets so that >= 4 FMA chains are in flight.
+template <int NR, int NT>
+void qtile(const BlockQ8_0* const (&w)[NR], const int8_t* xq, const float* xd, int64_t n_in,
            float (&sums)[kQRows][kQTokens]) {
+  constexpr int kSets = NR * NT >= 4 ? 1 : NR * NT >= 2 ? 2 : 4;
   const int64_t nb = n_in / kQ8_0Block;
   const __m256i ones16 = _mm256_set1_epi16(1);
-  __m256 acc[kQRows][NT];
-  for (auto& row : acc)
-    for (__m256& v : row) v = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i wq[kQRows], wabs[kQRows];  // qw and |qw| (as unsigned bytes: -128 -> 128)
-    __m256 wd[kQRows];
-    for (int r = 0; r < kQRows; ++r) {
+  __m256 acc[kSets][NR][NT];
+  for (auto& set : acc)
+    for (auto& row : set)
+      for (__m256& v : row) v = _mm256_setzero_ps();
+  const auto step = [&](int64_t b, int set) {
+    __m256i wq[NR], wabs[NR];  // qw and |qw| (as unsigned bytes: -128 -> 128)
+    __m256 wd[NR];
+    for (int r = 0; r < NR; ++r) {
       wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qs));
       wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
       wd[r] = _mm256_set1_ps(_cvtsh_ss(w[r][b].d));
@@ -172,38 +211,62 @@ void qtile(const BlockQ8_0* const (&w)[kQRows], const int8_t* xq, const float* x
     for (int t = 0; t < NT; ++t) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * n_in + b * kQ8_0Block));
       const __m256 xs = _mm256_broadcast_ss(xd + t * nb + b);
-      for (int r = 0; r < kQRows; ++r) {
-        // x * sign(w) (0 where w == 0, where |w| is 0 too); |qw| <= 128, |qx| <= 127: a pair of
-        // products fits int16 without saturating.
+      for (int r = 0; r < NR; ++r) {
+        // qx * sign(qw), 0 where qw == 0 (where |qw| is 0 too); |qw| <= 128, |qx| <= 127: a pair
+        // of products fits int16 without saturating.
         const __m256i xsigned = _mm256_sign_epi8(xv, wq[r]);
         const __m256i sumi = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[r], xsigned), ones16);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(wd[r], xs), acc[r][t]);
+        acc[set][r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(wd[r], xs), acc[set][r][t]);
       }
     }
-  }
-  for (int r = 0; r < kQRows; ++r)
-    for (int t = 0; t < NT; ++t) sums[r][t] = hsum(acc[r][t]);
+  };
+  int64_t b = 0;
+  for (; b + kSets <= nb; b += kSets)
+    for (int set = 0; set < kSets; ++set) step(b + set, set);
+  for (; b < nb; ++b) step(b, 0);
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) {
+      __m256 v = acc[0][r][t];
+      for (int set = 1; set < kSets; ++set) v = _mm256_add_ps(v, acc[set][r][t]);
+      sums[r][t] = hsum(v);
+    }
 }
 
-void matmul_q8(const MatmulArgs& a) {
+// Few tokens (bandwidth bound): one weight row at a time, a single sequential stream.
+template <int NT>
+void q_stream_rows(const MatmulArgs& a) {
   const int64_t nb = a.n_in / kQ8_0Block;
   const auto* w = static_cast<const BlockQ8_0*>(a.w);  // (n_out, nb)
-  // Panels of rows stay in L2 while all token blocks stream past them (one panel for matvec).
-  const int64_t panel_rows = a.n_tokens <= kQTokens ? a.row_end - a.row_begin
-                                                     : matmul_panel_rows(nb * static_cast<int64_t>(sizeof(BlockQ8_0)));
+  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
+    const BlockQ8_0* const row[1] = {w + o * nb};
+    float sums[kQRows][kQTokens];
+    qtile<1, NT>(row, a.xq, a.xd, a.n_in, sums);
+    for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o] = sums[0][t];
+  }
+}
+
+// Many tokens (compute bound): panels of rows stay in L2 while all token blocks stream past them
+// through kQRows x kQTokens register tiles.
+void q_panel_times_tokens(const MatmulArgs& a) {
+  const int64_t nb = a.n_in / kQ8_0Block;
+  const auto* w = static_cast<const BlockQ8_0*>(a.w);  // (n_out, nb)
+  const int64_t panel_rows = matmul_panel_rows(nb * static_cast<int64_t>(sizeof(BlockQ8_0)));
   for (int64_t p0 = a.row_begin; p0 < a.row_end; p0 += panel_rows) {
     const int64_t p1 = a.row_end - p0 < panel_rows ? a.row_end : p0 + panel_rows;
     for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kQTokens) {
       const int nt = static_cast<int>(a.n_tokens - t0 < kQTokens ? a.n_tokens - t0 : kQTokens);
+      const int8_t* xq = a.xq + t0 * a.n_in;  // (nt, n_in)
+      const float* xd = a.xd + t0 * nb;       // (nt, nb)
       for (int64_t r0 = p0; r0 < p1; r0 += kQRows) {
         const int nr = static_cast<int>(p1 - r0 < kQRows ? p1 - r0 : kQRows);
         const BlockQ8_0* wr[kQRows];  // a tile short of kQRows rows repeats its last row
         for (int r = 0; r < kQRows; ++r) wr[r] = w + (r0 + (r < nr ? r : nr - 1)) * nb;
         float sums[kQRows][kQTokens];
+        static_assert(kQTokens == 2);
         if (nt == 1) {
-          qtile<1>(wr, a.xq + t0 * a.n_in, a.xd + t0 * nb, a.n_in, sums);
+          qtile<kQRows, 1>(wr, xq, xd, a.n_in, sums);
         } else {
-          qtile<2>(wr, a.xq + t0 * a.n_in, a.xd + t0 * nb, a.n_in, sums);
+          qtile<kQRows, 2>(wr, xq, xd, a.n_in, sums);
         }
         for (int t = 0; t < nt; ++t)
           for (int r = 0; r < nr; ++r) a.y[(t0 + t) * a.n_out + r0 + r] = sums[r][t];
@@ -217,7 +280,14 @@ void matmul_q8(const MatmulArgs& a) {
 void matmul_f32_avx2(const MatmulArgs& a) { matmul_float<F32W>(a); }
 void matmul_f16_avx2(const MatmulArgs& a) { matmul_float<F16W>(a); }
 void matmul_bf16_avx2(const MatmulArgs& a) { matmul_float<BF16W>(a); }
-void matmul_q8_0_avx2(const MatmulArgs& a) { matmul_q8(a); }
+
+void matmul_q8_0_avx2(const MatmulArgs& a) {
+  switch (a.n_tokens) {
+    case 1: return q_stream_rows<1>(a);
+    case 2: return q_stream_rows<2>(a);
+    default: return q_panel_times_tokens(a);
+  }
+}
 
 void quantize_act_q8_0_avx2(const float* x, int64_t n, int8_t* qs, float* d) {
   const __m256 sign_bit = _mm256_set1_ps(-0.0f);

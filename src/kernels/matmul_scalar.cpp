@@ -16,7 +16,8 @@ namespace contrail::kernels {
 namespace {
 
 // Target size of one weight panel: a slice of a core's L2 (>= 512 KiB on every
-// AVX2 / AVX-512 part we target), leaving room for the token rows streaming past it.
+// AVX2 / AVX-512 part we target), leaving room for the token rows streaming past it. With 64 rows
+// at most, matmul_scratch_floats(n_in) >= 64 whatever n_in.
 constexpr int64_t kPanelBytes = 128 * 1024;
 constexpr int64_t kMaxPanelRows = 64;
 
@@ -86,6 +87,11 @@ void quantize_act_q8_0_scalar(const float* x, int64_t n, int8_t* qs, float* d) {
 
 int64_t matmul_panel_rows(int64_t row_bytes) {
   return std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(1, row_bytes), 1, kMaxPanelRows);
+}
+
+int64_t matmul_scratch_floats(int64_t n_in) {
+  const int64_t row = std::max<int64_t>(1, n_in);
+  return matmul_panel_rows(row * static_cast<int64_t>(sizeof(float))) * row;
 }
 
 // ---- dispatch tables -----------------------------------------------------------------------------

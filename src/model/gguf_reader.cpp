@@ -51,6 +51,14 @@ size_t fixed_size(GgufType t) {
   return 0;
 }
 
+// Alignment every element/block of a tensor can count on when the tensor starts at a multiple of
+// it: the largest power of two dividing the block size, at most 8.
+size_t element_alignment(size_t type_size) {
+  size_t a = 1;
+  while (a < 8 && type_size % (a * 2) == 0) a *= 2;
+  return a;
+}
+
 // Printable form of untrusted bytes: control characters, quote and backslash escaped; bytes
 // >= 0x80 pass through so UTF-8 text stays readable.
 std::string escape_bytes(const uint8_t* p, size_t n) {
@@ -378,6 +386,13 @@ void GgufFile::parse_all() {
       throw FormatError(fmt::format("{}: tensor '{}' data [offset {} + {}, {} bytes] extends beyond the file size {}",
                                     src, t.name, data_offset_, rel, t.nbytes, size_));
     t.offset = data_offset_ + rel;
+    // A general.alignment below the element alignment (e.g. 1) could leave f32 data at an odd
+    // address; kernels may rely on elements being naturally aligned (the mapping itself is
+    // page-aligned, so the file offset decides).
+    const size_t elem_align = element_alignment(dtype_traits(t.dtype).type_size);
+    if (t.offset % elem_align != 0)
+      throw FormatError(fmt::format("{}: tensor '{}' ({}) data offset {} is not a multiple of its element alignment {}",
+                                    src, t.name, dtype_name(t.dtype), t.offset, elem_align));
   }
 }
 

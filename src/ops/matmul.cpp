@@ -120,20 +120,20 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
   const int64_t min_groups = std::max<int64_t>(1, (kMinMacsPerThread + macs_per_group - 1) / macs_per_group);
   const int chunks = static_cast<int>(std::clamp<int64_t>(groups / min_groups, 1, pool.size()));
 
-  // f16 / bf16 with several tokens: one f32 weight panel per thread.
-  std::vector<float> panels;  // (chunks, panel_stride)
-  int64_t panel_stride = 0;
-  if ((w.dtype() == DType::F16 || w.dtype() == DType::BF16) && n_tokens > 1) {
-    args.panel_rows = kernels::matmul_panel_rows(n_in * static_cast<int64_t>(sizeof(float)));
-    panel_stride = (args.panel_rows * n_in + 15) / 16 * 16;  // whole cache lines: no false sharing
-    panels.resize(static_cast<size_t>(chunks * panel_stride));
+  // f32 / f16 / bf16 with several tokens: f32 scratch for weight panels, one slice per thread.
+  std::vector<float> scratch;  // (chunks, scratch_stride)
+  int64_t scratch_stride = 0;
+  if (w.dtype() != DType::Q8_0 && n_tokens > 1) {
+    args.scratch_floats = kernels::matmul_scratch_floats(n_in);
+    scratch_stride = (args.scratch_floats + 15) / 16 * 16;  // whole cache lines: no false sharing
+    scratch.resize(static_cast<size_t>(chunks * scratch_stride));
   }
 
   const auto run_chunk = [&](int c) {
     kernels::MatmulArgs a = args;
     a.row_begin = std::min(n_out, groups * c / chunks * kRowGrain);
     a.row_end = std::min(n_out, groups * (c + 1) / chunks * kRowGrain);
-    if (panel_stride > 0) a.panel = panels.data() + c * panel_stride;
+    if (scratch_stride > 0) a.scratch = scratch.data() + c * scratch_stride;
     if (a.row_begin < a.row_end) kernel(a);
   };
   if (chunks == 1) {

@@ -4,7 +4,7 @@
 // variants (q8_0 also as AVX-512 VNNI). Callers pick a set with matmul_kernels(isa) or call an
 // entry directly, and may only use a variant the CPU supports (isa_supported(); the VNNI kernel
 // also needs cpu_features().avx512vnni). The kernels do no validation: ops::matmul checks shapes,
-// dtypes and aliasing, splits the output rows across threads and gives each thread its own panel.
+// dtypes and aliasing, splits the output rows across threads and gives each thread its own scratch.
 //
 // Numerics:
 // - f32 / f16 / bf16: f32 products summed in f32. Weights convert exactly to f32, so variants
@@ -34,11 +34,11 @@ struct MatmulArgs {
   float* y = nullptr;         // (n_tokens, n_out) f32; only columns [row_begin, row_end) are written
   int64_t n_in = 0, n_out = 0, n_tokens = 0;  // n_in >= 1 (q8_0: n_in % 32 == 0), n_tokens >= 1
   int64_t row_begin = 0, row_end = 0;         // 0 <= row_begin <= row_end <= n_out
-  // (panel_rows, n_in) f32 per-thread scratch: f16/bf16 kernels convert a panel of weight rows into
-  // it once and reuse it for every token. Required (panel_rows >= 1) for f16 / bf16 when
-  // n_tokens > 1; unused otherwise. Size it with matmul_panel_rows(n_in * sizeof(float)).
-  float* panel = nullptr;
-  int64_t panel_rows = 0;
+  // Per-thread f32 scratch of the f32 / f16 / bf16 kernels when n_tokens > 1: they convert or
+  // repack a panel of weights into it once and reuse it for every token. Then scratch_floats >=
+  // max(n_in, 64) is required and matmul_scratch_floats(n_in) is the size to give; unused otherwise.
+  float* scratch = nullptr;
+  int64_t scratch_floats = 0;
 };
 
 using MatmulFn = void (*)(const MatmulArgs&);
@@ -57,6 +57,9 @@ const MatmulKernels& matmul_kernels(Isa isa);
 // Weight rows per panel for rows of row_bytes bytes: keeps a panel within a slice of a core's L2
 // so it stays cached while every token block streams past it. Always >= 1.
 int64_t matmul_panel_rows(int64_t row_bytes);
+// The per-thread scratch (in floats) to give the f32 / f16 / bf16 kernels for rows of n_in:
+// matmul_panel_rows(4 * n_in) f32 rows, which is >= max(n_in, 64).
+int64_t matmul_scratch_floats(int64_t n_in);
 
 // ---- per-ISA entries (what the tables hold) -------------------------------------------------------
 
