@@ -39,7 +39,9 @@ constexpr double kTol = 2e-5;
 const std::vector<int64_t> kFloatNIn = {1, 7, 33, 4097};
 const std::vector<int64_t> kQ8NIn = {32, 64, 96, 4096 + 32};
 const std::vector<int64_t> kNOut = {1, 7, 33, 257};
-const std::vector<int64_t> kNTokens = {1, 2, 5, 17, 64};
+// 1..7 reach every few-token specialisation of every variant and the first many-token count; 17 and
+// 64 span several token blocks.
+const std::vector<int64_t> kNTokens = {1, 2, 3, 4, 5, 6, 7, 17, 64};
 
 // ---- kernel variants -------------------------------------------------------------------------------
 
@@ -241,20 +243,21 @@ TEST(MatmulKernels, F32AllVariants) { check_float_kernels(DType::F32); }
 TEST(MatmulKernels, F16AllVariants) { check_float_kernels(DType::F16); }
 TEST(MatmulKernels, Bf16AllVariants) { check_float_kernels(DType::BF16); }
 
-// The smallest scratch the contract allows (max(n_in, 64) floats) and other odd sizes: panels
-// smaller than a register tile, not dividing the rows, k split into many chunks; rows [0, 2) are
-// outside the requested range and must stay untouched.
+// The smallest scratch the contract allows and other odd sizes: panels not dividing the rows, k
+// split into many chunks; rows [0, 2) are outside the requested range and must stay untouched.
 TEST(MatmulKernels, SmallScratch) {
   std::mt19937 rng(77);
-  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
-    const int64_t n_out = 70, n_in = 45, n_tokens = 19;
+  const int64_t n_out = 70, n_in = 1120, n_tokens = 19;
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
     const Weights w = make_weights(dt, n_out, n_in, rng);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_tokens * n_in), rng);
-    const Reference ref = reference(w.values, x, n_out, n_in, n_tokens);
+    const QuantActs q = quantize_acts(kernels::quantize_act_q8_0_scalar, x, n_tokens, n_in);
+    const bool q8 = dt == DType::Q8_0;
+    const Reference ref = reference(w.values, q8 ? q.values : x, n_out, n_in, n_tokens);
     for (const Variant& v : variants())
-      for (int64_t scratch_floats : {64, 3 * 45, 64 * 17}) {
+      for (int64_t scratch_floats : {n_in, 3 * n_in, int64_t{64 * 40}}) {
         std::vector<float> y = nan_output(n_tokens, n_out);
-        run_kernel(kernel_of(v, dt), w, x, nullptr, n_tokens, 2, n_out, y, scratch_floats);
+        run_kernel(kernel_of(v, dt), w, x, q8 ? &q : nullptr, n_tokens, 2, n_out, y, scratch_floats);
         for (int64_t t = 0; t < n_tokens; ++t)
           for (int64_t o = 0; o < 2; ++o) {
             EXPECT_TRUE(std::isnan(y[t * n_out + o])) << v.name;

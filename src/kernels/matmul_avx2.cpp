@@ -68,38 +68,66 @@ __m256 load_x(const float* p, int64_t valid) {
 
 // ---- f32 / f16 / bf16, few tokens --------------------------------------------------------------------
 
-// sums[t] = sum_k w[k] * x[t * n_in + k] for t < NT. Unrolled so >= 3 FMA chains are in flight.
-template <class W, int NT>
-void row_tile(const typename W::T* w, const float* x, int64_t n_in, float (&sums)[kTokens]) {
-  constexpr int kUnroll = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-  __m256 acc[kUnroll][NT];
+constexpr int kStreamRows = 4;            // weight rows per tile when x is not L1-resident
+constexpr int64_t kXL1Bytes = 16 * 1024;  // token rows up to this size stay in L1 beside the stream
+
+// sums[r][t] = sum_k w[r * n_in + k] * x[t * n_in + k] for r < R, t < NT: R consecutive weight rows
+// read once for NT tokens, with kUnroll accumulator sets to keep enough FMA chains in flight.
+template <class W, int R, int NT, int kUnroll>
+void stream_tile(const typename W::T* w, const float* x, int64_t n_in, float (&sums)[kStreamRows][kTokens]) {
+  __m256 acc[kUnroll][R][NT];
   for (auto& set : acc)
-    for (__m256& v : set) v = _mm256_setzero_ps();
+    for (auto& row : set)
+      for (__m256& v : row) v = _mm256_setzero_ps();
   // valid == 8 except for the row's last partial vector.
   const auto step = [&](int u, int64_t k, int64_t valid) {
-    const __m256 wv = valid == 8 ? W::load(w + k) : W::load_tail(w + k, valid);
-    for (int t = 0; t < NT; ++t) acc[u][t] = _mm256_fmadd_ps(wv, load_x(x + t * n_in + k, valid), acc[u][t]);
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = valid == 8 ? W::load(w + r * n_in + k) : W::load_tail(w + r * n_in + k, valid);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xv = load_x(x + t * n_in + k, valid);
+      for (int r = 0; r < R; ++r) acc[u][r][t] = _mm256_fmadd_ps(wv[r], xv, acc[u][r][t]);
+    }
   };
   int64_t k = 0;
   for (; k + 8 * kUnroll <= n_in; k += 8 * kUnroll)
     for (int u = 0; u < kUnroll; ++u) step(u, k + 8 * u, 8);
   for (; k + 8 <= n_in; k += 8) step(0, k, 8);
   if (k < n_in) step(0, k, n_in - k);
-  for (int t = 0; t < NT; ++t) {
-    __m256 v = acc[0][t];
-    for (int u = 1; u < kUnroll; ++u) v = _mm256_add_ps(v, acc[u][t]);
-    sums[t] = hsum(v);
-  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < NT; ++t) {
+      __m256 v = acc[0][r][t];
+      for (int u = 1; u < kUnroll; ++u) v = _mm256_add_ps(v, acc[u][r][t]);
+      sums[r][t] = hsum(v);
+    }
 }
 
-// y[:, row_begin:row_end] for a.n_tokens == NT, one weight row at a time.
+// y[:, row_begin:row_end] for a.n_tokens == NT (<= kTokens): weight rows streamed one at a time
+// while the token rows fit in L1 beside the stream, else kStreamRows rows sharing each x load (see
+// matmul_avx512.cpp). Within one call every row is summed the same way, whichever tile it falls in.
 template <class W, int NT>
 void stream_rows(const MatmulArgs& a) {
   const auto* w = static_cast<const typename W::T*>(a.w);  // (n_out, n_in)
-  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
-    float sums[kTokens];
-    row_tile<W, NT>(w + o * a.n_in, a.x, a.n_in, sums);
-    for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o] = sums[t];
+  float sums[kStreamRows][kTokens];
+  const auto store = [&](int64_t o, int rows) {
+    for (int r = 0; r < rows; ++r)
+      for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o + r] = sums[r][t];
+  };
+  int64_t o = a.row_begin;
+  if (NT == 1 || NT * a.n_in * static_cast<int64_t>(sizeof(float)) <= kXL1Bytes) {
+    constexpr int kUnroll = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    for (; o < a.row_end; ++o) {
+      stream_tile<W, 1, NT, kUnroll>(w + o * a.n_in, a.x, a.n_in, sums);
+      store(o, 1);
+    }
+    return;
+  }
+  for (; o + kStreamRows <= a.row_end; o += kStreamRows) {
+    stream_tile<W, kStreamRows, NT, 1>(w + o * a.n_in, a.x, a.n_in, sums);
+    store(o, kStreamRows);
+  }
+  for (; o < a.row_end; ++o) {
+    stream_tile<W, 1, NT, 1>(w + o * a.n_in, a.x, a.n_in, sums);
+    store(o, 1);
   }
 }
 
@@ -302,13 +330,14 @@ void quantize_act_q8_0_avx2(const float* x, int64_t n, int8_t* qs, float* d) {
     const float amax = _mm_cvtss_f32(m4);
     d[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
     const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     __m256i q[4];
-    for (int i = 0; i < 4; ++i)
-      q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), kRound));
     // Saturating packs interleave 128-bit halves; the permute restores element order.
     const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);
     const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
-    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * kQ8_0Block), q8);
   }
 }

@@ -5,13 +5,14 @@
 // - few tokens (<= kTokens; generation): bandwidth bound. Each thread streams its weight rows one at
 //   a time, front to back -- one sequential stream reads DRAM fastest (interleaving 4 rows measured
 //   20-35% slower for f16 and 2x slower for q8_0) -- converting on the fly and applying every
-//   weight vector to all the tokens.
+//   weight vector to all the tokens (4 rows at a time when the tokens' x rows outgrow L1).
 // - many tokens (prompt processing): compute bound. Weights are packed (converted to f32 and
-//   transposed to k-major) one panel of 64 rows x 128 k at a time into the caller's scratch, where
-//   they stay in L1 while every block of kTokens tokens runs past them: a 6 x 64 register tile of
-//   accumulators, 4 weight loads and 6 broadcasts of x per k, no horizontal sums. Each weight is
-//   read from memory once per call. (A dot-product tile reading weights and x rows from L2 ran at
-//   a third of this CPU's FMA peak; this form runs near it.)
+//   transposed to k-major) one panel of 64 rows x up to 1024 k at a time into the caller's scratch,
+//   where they stay in L2 while every block of kTokens tokens runs past them: a 6 x 64 register
+//   tile of accumulators, 4 weight loads and 6 broadcasts of x per k, no horizontal sums. Each
+//   weight is read from memory once per call. (A 4 x 6 dot-product tile reading weight rows and x
+//   rows from L2 ran at a third of this CPU's FMA peak; this form reaches ~85%. Shorter chunks
+//   that fit L1 were slower: the packing then reads 64 rows in short runs.)
 // q8_0 (AVX-512BW, no VNNI): two blocks per 512-bit vector, |qw| * sign(qx, qw) with vpmaddubsw.
 //
 // ODR: everything but the entry points lives in the anonymous namespace; no std templates and no
@@ -53,44 +54,74 @@ struct BF16W {
 
 // ---- f32 / f16 / bf16, few tokens --------------------------------------------------------------------
 
-// sums[t] = sum_k w[k] * x[t * n_in + k] for t < NT. Unrolled so >= 4 FMA chains are in flight.
-template <class W, int NT>
-void row_tile(const typename W::T* w, const float* x, int64_t n_in, float (&sums)[kTokens]) {
-  constexpr int kUnroll = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-  __m512 acc[kUnroll][NT];
+constexpr int kStreamRows = 4;            // weight rows per tile when x is not L1-resident
+constexpr int64_t kXL1Bytes = 24 * 1024;  // token rows up to this size stay in L1 beside the stream
+
+// sums[r][t] = sum_k w[r * n_in + k] * x[t * n_in + k] for r < R, t < NT: R consecutive weight rows
+// read once for NT tokens, with kUnroll accumulator sets to keep enough FMA chains in flight.
+template <class W, int R, int NT, int kUnroll>
+void stream_tile(const typename W::T* w, const float* x, int64_t n_in, float (&sums)[kStreamRows][kTokens]) {
+  __m512 acc[kUnroll][R][NT];
   for (auto& set : acc)
-    for (__m512& v : set) v = _mm512_setzero_ps();
+    for (auto& row : set)
+      for (__m512& v : row) v = _mm512_setzero_ps();
   const auto step = [&](int u, int64_t k, __mmask16 m) {
-    const __m512 wv = W::load(w + k, m);
-    for (int t = 0; t < NT; ++t) acc[u][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * n_in + k), acc[u][t]);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = W::load(w + r * n_in + k, m);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + t * n_in + k);
+      for (int r = 0; r < R; ++r) acc[u][r][t] = _mm512_fmadd_ps(wv[r], xv, acc[u][r][t]);
+    }
   };
   int64_t k = 0;
   for (; k + 16 * kUnroll <= n_in; k += 16 * kUnroll)
     for (int u = 0; u < kUnroll; ++u) step(u, k + 16 * u, 0xffff);
   for (; k + 16 <= n_in; k += 16) step(0, k, 0xffff);
   if (k < n_in) step(0, k, first_lanes(n_in - k));
-  for (int t = 0; t < NT; ++t) {
-    __m512 v = acc[0][t];
-    for (int u = 1; u < kUnroll; ++u) v = _mm512_add_ps(v, acc[u][t]);
-    sums[t] = _mm512_reduce_add_ps(v);
-  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < NT; ++t) {
+      __m512 v = acc[0][r][t];
+      for (int u = 1; u < kUnroll; ++u) v = _mm512_add_ps(v, acc[u][r][t]);
+      sums[r][t] = _mm512_reduce_add_ps(v);
+    }
 }
 
-// y[:, row_begin:row_end] for a.n_tokens == NT, one weight row at a time.
+// y[:, row_begin:row_end] for a.n_tokens == NT (<= kTokens). When the NT token rows fit in L1 (always
+// for one token), weight rows are streamed one at a time. Otherwise x would be re-read from L2 for
+// every weight vector, so kStreamRows rows share each x load (measured 1.5-2x faster there). Within
+// one call every row is summed the same way, whichever tile it falls in.
 template <class W, int NT>
 void stream_rows(const MatmulArgs& a) {
   const auto* w = static_cast<const typename W::T*>(a.w);  // (n_out, n_in)
-  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
-    float sums[kTokens];
-    row_tile<W, NT>(w + o * a.n_in, a.x, a.n_in, sums);
-    for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o] = sums[t];
+  float sums[kStreamRows][kTokens];
+  const auto store = [&](int64_t o, int rows) {
+    for (int r = 0; r < rows; ++r)
+      for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o + r] = sums[r][t];
+  };
+  int64_t o = a.row_begin;
+  if (NT == 1 || NT * a.n_in * static_cast<int64_t>(sizeof(float)) <= kXL1Bytes) {
+    constexpr int kUnroll = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    for (; o < a.row_end; ++o) {
+      stream_tile<W, 1, NT, kUnroll>(w + o * a.n_in, a.x, a.n_in, sums);
+      store(o, 1);
+    }
+    return;
+  }
+  for (; o + kStreamRows <= a.row_end; o += kStreamRows) {
+    stream_tile<W, kStreamRows, NT, 1>(w + o * a.n_in, a.x, a.n_in, sums);
+    store(o, kStreamRows);
+  }
+  for (; o < a.row_end; ++o) {
+    stream_tile<W, 1, NT, 1>(w + o * a.n_in, a.x, a.n_in, sums);
+    store(o, 1);
   }
 }
 
 // ---- f32 / f16 / bf16, many tokens -------------------------------------------------------------------
 
-constexpr int kPanelCols = 64;   // weight rows (outputs) per packed panel: 4 vectors
-constexpr int64_t kChunk = 128;  // k per packed panel: (128, 64) f32 = 32 KiB stays in L1
+constexpr int kPanelCols = 64;           // weight rows (outputs) per packed panel: 4 vectors
+constexpr int64_t kChunk = 1024;         // k per packed panel: (1024, 64) f32 = 256 KiB, L2-resident
+constexpr int64_t kPrefetchAhead = 128;  // weights ahead of the packing loads to prefetch
 
 // In-place transpose of a 16x16 f32 block held as 16 row vectors.
 void transpose16(__m512 (&r)[16]) {
@@ -108,8 +139,8 @@ void transpose16(__m512 (&r)[16]) {
     r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
   }
   for (int c = 0; c < 4; ++c) {  // 4x4 transpose of 128-bit lanes: out[4L + c] lane i = r[4i + c] lane L
-    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);       // r[c].0 r[c].1 r[4+c].0 r[4+c].1
-    const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);       // lanes 2, 3 likewise
+    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);  // lanes r[c].0 r[c].1 r[4+c].0 r[4+c].1
+    const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);  // lanes 2, 3 likewise
     const __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
     const __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
     t[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
@@ -130,6 +161,9 @@ void pack_panel(const typename W::T* w0, int64_t n_in, int64_t n_rows, int64_t k
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = j0 + i < n_rows ? W::load(w0 + (j0 + i) * n_in + k0 + k, first_lanes(nk)) : _mm512_setzero_ps();
+      // 16 rows at once are too many streams for the hardware prefetchers: +10-20% for 8-32 tokens.
+      for (int i = 0; i < 16 && j0 + i < n_rows; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(w0 + (j0 + i) * n_in + k0 + k + kPrefetchAhead), _MM_HINT_T0);
       transpose16(r);
       for (int64_t i = 0; i < nk; ++i) _mm512_storeu_ps(wp + (k + i) * kPanelCols + j0, r[i]);
     }
@@ -167,7 +201,7 @@ void packed_tile(const float* wp, const float* x, int64_t n_in, int64_t kc, floa
 }
 
 // y[:, row_begin:row_end] for many tokens: per panel of kPanelCols rows and chunk of k, pack the
-// weights once (into the L1-sized scratch) and run every block of <= kTokens tokens past them. Chunk
+// weights once into the scratch and run every block of <= kTokens tokens past them. Chunk
 // boundaries depend only on n_in and the scratch size, so results do not depend on the row split.
 template <class W>
 void packed_times_tokens(const MatmulArgs& a) {

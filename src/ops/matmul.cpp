@@ -16,10 +16,13 @@
 namespace contrail::ops {
 namespace {
 
-// Threads get whole multiples of this many output rows (a multiple of every kernel's row tile).
-constexpr int64_t kRowGrain = 16;
-// Below this many multiply-adds per thread, waking another thread costs more than it saves.
-constexpr int64_t kMinMacsPerThread = int64_t{1} << 16;
+// Chunks of work are whole multiples of this many output rows (a multiple of every kernel's row
+// tile and packed panel width).
+constexpr int64_t kRowGrain = 64;
+// Below this many multiply-adds per chunk, handing it to another thread costs more than it saves.
+constexpr int64_t kMinMacsPerChunk = int64_t{1} << 16;
+// Chunks per thread: a few, so that the others take over the share of a thread that starts late.
+constexpr int64_t kChunksPerThread = 4;
 
 void require_cpu(const Tensor& t, const char* op, const char* name) {
   if (t.device() != Device::CPU)
@@ -47,6 +50,14 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   const auto* a0 = static_cast<const char*>(a.data());
   const auto* b0 = static_cast<const char*>(b.data());
   return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// This thread's kernel scratch, at least `floats` long. Kept across calls (pool threads persist), so
+// calls do not pay for allocating and faulting in fresh pages.
+float* thread_scratch(int64_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(floats)) buf.resize(static_cast<size_t>(floats));
+  return buf.data();
 }
 
 kernels::MatmulFn kernel_for(const kernels::MatmulKernels& ks, DType t) {
@@ -85,8 +96,10 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
   require_data(w, op, "weight w");
   require_data(x, op, "input x");
   require_data(y, op, "output y");
-  if (overlaps(y, x)) throw InvalidArgument(fmt::format("matmul: output y {} aliases input x {}", y.shape_str(), x.shape_str()));
-  if (overlaps(y, w)) throw InvalidArgument(fmt::format("matmul: output y {} aliases weight w {}", y.shape_str(), w.shape_str()));
+  if (overlaps(y, x))
+    throw InvalidArgument(fmt::format("matmul: output y {} aliases input x {}", y.shape_str(), x.shape_str()));
+  if (overlaps(y, w))
+    throw InvalidArgument(fmt::format("matmul: output y {} aliases weight w {}", y.shape_str(), w.shape_str()));
   if (n_out == 0 || n_tokens == 0) return;
   if (n_in == 0) {  // empty sums
     std::memset(y.data(), 0, y.nbytes());
@@ -114,35 +127,23 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
     args.xd = xd.data();
   }
 
-  // Contiguous runs of whole row groups, one per thread that has enough work.
+  // Contiguous runs of whole row groups, claimed by the pool's threads.
   const int64_t groups = (n_out + kRowGrain - 1) / kRowGrain;
   const int64_t macs_per_group = kRowGrain * n_in * n_tokens;
-  const int64_t min_groups = std::max<int64_t>(1, (kMinMacsPerThread + macs_per_group - 1) / macs_per_group);
-  const int chunks = static_cast<int>(std::clamp<int64_t>(groups / min_groups, 1, pool.size()));
+  const int64_t min_groups = std::max<int64_t>(1, (kMinMacsPerChunk + macs_per_group - 1) / macs_per_group);
+  const int64_t max_chunks = pool.size() == 1 ? 1 : kChunksPerThread * pool.size();
+  const int64_t chunks = std::clamp<int64_t>(groups / min_groups, 1, max_chunks);
 
-  // f32 / f16 / bf16 with several tokens: f32 scratch for weight panels, one slice per thread.
-  std::vector<float> scratch;  // (chunks, scratch_stride)
-  int64_t scratch_stride = 0;
-  if (w.dtype() != DType::Q8_0 && n_tokens > 1) {
-    args.scratch_floats = kernels::matmul_scratch_floats(n_in);
-    scratch_stride = (args.scratch_floats + 15) / 16 * 16;  // whole cache lines: no false sharing
-    scratch.resize(static_cast<size_t>(chunks * scratch_stride));
-  }
+  // Several tokens: each chunk packs weight panels into its thread's scratch.
+  if (n_tokens > 1) args.scratch_floats = kernels::matmul_scratch_floats(n_in);
 
-  const auto run_chunk = [&](int c) {
+  pool.for_chunks(chunks, [&](int64_t c) {
     kernels::MatmulArgs a = args;
     a.row_begin = std::min(n_out, groups * c / chunks * kRowGrain);
     a.row_end = std::min(n_out, groups * (c + 1) / chunks * kRowGrain);
-    if (scratch_stride > 0) a.scratch = scratch.data() + c * scratch_stride;
+    if (a.scratch_floats > 0) a.scratch = thread_scratch(a.scratch_floats);
     if (a.row_begin < a.row_end) kernel(a);
-  };
-  if (chunks == 1) {
-    run_chunk(0);
-  } else {
-    pool.run([&](int tid, int) {
-      if (tid < chunks) run_chunk(tid);
-    });
-  }
+  });
 }
 
 void get_rows(const Tensor& table, const int32_t* ids, int64_t n_ids, Tensor& out) {

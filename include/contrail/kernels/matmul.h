@@ -16,7 +16,9 @@
 //   exact in every variant, the f32 sum over blocks in a variant-specific order -- ggml's
 //   vec_dot_q8_0_q8_0, so results match llama.cpp's Q8_0 outputs to f32 rounding.
 // - Results do not depend on how rows are split across threads (each output element is computed
-//   by the same instruction sequence whichever thread or tile position computes it).
+//   by the same instruction sequence whichever thread or tile position computes it), given the
+//   same scratch_floats. They may differ in the last bits with n_tokens: few tokens stream weight
+//   rows, many tokens go through packed panels, and the two sum in different orders.
 // - Non-finite inputs give non-finite (or meaningless) outputs; nothing traps.
 #pragma once
 #include <cstdint>
@@ -34,9 +36,10 @@ struct MatmulArgs {
   float* y = nullptr;         // (n_tokens, n_out) f32; only columns [row_begin, row_end) are written
   int64_t n_in = 0, n_out = 0, n_tokens = 0;  // n_in >= 1 (q8_0: n_in % 32 == 0), n_tokens >= 1
   int64_t row_begin = 0, row_end = 0;         // 0 <= row_begin <= row_end <= n_out
-  // Per-thread f32 scratch of the f32 / f16 / bf16 kernels when n_tokens > 1: they convert or
-  // repack a panel of weights into it once and reuse it for every token. Then scratch_floats >=
-  // max(n_in, 64) is required and matmul_scratch_floats(n_in) is the size to give; unused otherwise.
+  // Per-thread scratch for n_tokens > 1: kernels convert or repack a panel of weights into it once
+  // and reuse it for every token. Required when n_tokens > 1, with scratch_floats >=
+  // max(n_in, kMatmulMinScratchFloats); matmul_scratch_floats(n_in) is the size to give (smaller
+  // sizes only cost speed). Unused (may be null) when n_tokens == 1.
   float* scratch = nullptr;
   int64_t scratch_floats = 0;
 };
@@ -57,8 +60,10 @@ const MatmulKernels& matmul_kernels(Isa isa);
 // Weight rows per panel for rows of row_bytes bytes: keeps a panel within a slice of a core's L2
 // so it stays cached while every token block streams past it. Always >= 1.
 int64_t matmul_panel_rows(int64_t row_bytes);
-// The per-thread scratch (in floats) to give the f32 / f16 / bf16 kernels for rows of n_in:
-// matmul_panel_rows(4 * n_in) f32 rows, which is >= max(n_in, 64).
+// Smallest MatmulArgs::scratch_floats allowed (besides >= n_in).
+inline constexpr int64_t kMatmulMinScratchFloats = 1024;
+// The per-thread scratch (in floats) to give the kernels for rows of n_in: matmul_panel_rows(4 *
+// n_in) f32 rows, at least max(n_in, kMatmulMinScratchFloats).
 int64_t matmul_scratch_floats(int64_t n_in);
 
 // ---- per-ISA entries (what the tables hold) -------------------------------------------------------
