@@ -14,9 +14,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Default context: the training context, capped so a large model's f32 KV cache stays modest.
+constexpr int64_t kDefaultMaxCtx = 4096;
+
 int64_t pick_ctx(const ModelConfig& c, int64_t want) {
   if (want > 0) return want;
-  return c.n_ctx_train > 0 ? c.n_ctx_train : 2048;
+  return c.n_ctx_train > 0 ? std::min(c.n_ctx_train, kDefaultMaxCtx) : kDefaultMaxCtx;
 }
 
 }  // namespace

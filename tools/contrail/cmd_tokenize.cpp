@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "contrail/core/error.h"
+#include "contrail/tokenizer/utf8.h"
 
 namespace contrail::cli {
 namespace {
@@ -19,10 +20,14 @@ struct TokenizeArgs {
   bool parse_special = false;
 };
 
+// Control characters escaped; a piece that is not complete UTF-8 (a byte-fallback token) shows its
+// bytes as \xNN instead of a replacement character.
 std::string printable(const std::string& bytes) {
+  const bool valid = utf8::is_valid(bytes);
   std::string out;
   for (unsigned char ch : bytes) {
-    if (ch == '\n') out += "\\n";
+    if (!valid && ch >= 0x80) out += fmt::format("\\x{:02x}", ch);
+    else if (ch == '\n') out += "\\n";
     else if (ch == '\t') out += "\\t";
     else if (ch < 0x20 || ch == 0x7f) out += fmt::format("\\x{:02x}", ch);
     else out += static_cast<char>(ch);

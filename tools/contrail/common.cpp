@@ -19,7 +19,7 @@ void add_model_options(CLI::App& app, ModelOptions& o, bool model_required) {
   if (model_required) m->required();
   app.add_option("--tokenizer", o.tokenizer, "llama2.c tokenizer .bin (default: beside the model)");
   app.add_option("-t,--threads", o.threads, "Threads (default: one per core)")->check(CLI::Range(0, 1024));
-  app.add_option("-c,--ctx-size", o.ctx, "Context size in tokens (default: the model's training context)")
+  app.add_option("-c,--ctx-size", o.ctx, "Context size in tokens (default: the model's training context, at most 4096)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));
   app.add_option("--isa", o.isa, "Force the SIMD level: scalar, avx2 or avx512 (default: best available)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));

@@ -18,7 +18,7 @@ namespace contrail {
 
 struct SessionOptions {
   int n_threads = 0;     // <= 0: one per core
-  int64_t n_ctx = 0;     // <= 0: the model's training context
+  int64_t n_ctx = 0;     // <= 0: the model's training context, at most 4096
   int64_t n_batch = 512; // prompt tokens per forward call (bounds scratch memory)
   LoadOptions load;
 };
