@@ -23,38 +23,13 @@
 
 #include "contrail/core/dtype.h"
 #include "contrail/kernels/matmul.h"
+#include "kernels/q8_0_loads_avx512.h"
 
 namespace contrail::kernels {
 namespace {
 
 constexpr int kStreamTokens = 4;  // up to this many tokens stream weight rows; more use packed panels
 
-// Quantized values of blocks b, b+1 of one row (upper half zero when !two).
-__m512i load_w_pair(const BlockQ8_0* blk, bool two) {
-  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
-  const __m256i hi = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)) : _mm256_setzero_si256();
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-// Spreads two f32 scales over lanes [0, 8) and [8, 16).
-__m512 spread_pair(__m128 d01) {
-  const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d01));
-}
-
-// The f16 scales of blocks b, b+1 (second 0 when !two), spread as spread_pair().
-__m512 load_w_scales(const BlockQ8_0* blk, bool two) {
-  const uint32_t bits = uint32_t{blk[0].d} | (two ? uint32_t{blk[1].d} << 16 : 0u);
-  return spread_pair(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(bits))));
-}
-
-__m512i load_x_pair(const int8_t* p, bool two) {
-  return two ? _mm512_loadu_si512(p) : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-__m512 load_x_scales(const float* d, bool two) {
-  return spread_pair(two ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d))) : _mm_load_ss(d));
-}
 
 // sums[t] = sum over blocks of (dw * dx) * (qw . qx) for t < NT, against one weight row.
 //   w: (n_in / 32) blocks; xq: (NT, n_in) int8; xd: (NT, n_in / 32).
