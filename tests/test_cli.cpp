@@ -1,6 +1,7 @@
 // The contrail CLI end to end: stories260K text equal to llama2.c's, logits file equal to the
 // reference, help texts complete, bad input gives a clear error and a non-zero status.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -68,7 +69,7 @@ TEST(Cli, LogitsFileMatchesLlamaCpp) {
   const auto g = test::read_json(test::data_path("golden/tiny-random/llama/golden/seq0_text.json"));
   std::string ids;
   for (int32_t id : g.at("token_ids").get<std::vector<int32_t>>()) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-  const std::string out = (std::filesystem::temp_directory_path() / "contrail_test_logits.bin").string();
+  const std::string out = (std::filesystem::temp_directory_path() / ("contrail_test_logits_" + std::to_string(::getpid()) + ".bin")).string();
   std::remove(out.c_str());
   ASSERT_EQ(test::run_command(cli() + " logits -m " + quote(model) + " --tokens " + ids + " -o " + quote(out) + " 2>&1", nullptr), 0);
   const auto got = test::read_f32(out);

@@ -23,29 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::data_path;
 
-// A fresh directory under the gtest temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "contrail_gguf_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
 
 std::vector<uint8_t> tensor_bytes(const Tensor& t) {
   const auto* p = static_cast<const uint8_t*>(t.data());
@@ -366,7 +343,7 @@ void expect_round_trip(size_t alignment) {
     w.set_alignment(alignment);
     kvs.push_back({"general.alignment", scalar(GgufType::UINT32, uint64_t{alignment})});
   }
-  TempDir dir;
+  test::TempDir dir("contrail_gguf");
   const std::string path = dir.file("round_trip.gguf");
   w.write(path);
   EXPECT_EQ(test::read_bytes(path), w.serialize());
@@ -413,7 +390,7 @@ TEST(GgufWriter, ReproducesLlamaCppFileExactly) {
 }
 
 TEST(GgufWriter, AtomicWriteReplacesTheFileAndLeavesNoTempFiles) {
-  TempDir dir;
+  test::TempDir dir("contrail_gguf");
   const std::string path = dir.file("model.gguf");
   GgufWriter a;
   a.set_string("general.name", "first");
@@ -429,7 +406,7 @@ TEST(GgufWriter, AtomicWriteReplacesTheFileAndLeavesNoTempFiles) {
 }
 
 TEST(GgufWriter, FailedWriteLeavesTheOldFileIntact) {
-  TempDir dir;
+  test::TempDir dir("contrail_gguf");
   const std::string path = dir.file("model.gguf");
   GgufWriter old_w;
   old_w.set_string("general.name", "old");
@@ -663,7 +640,7 @@ TEST(Llama2cModel, FindsTheTokenizerBesideTheModel) {
   const std::string tok = data_path("models/stories260K/tok512.bin");
   CONTRAIL_REQUIRE_DATA(bin);
   CONTRAIL_REQUIRE_DATA(tok);
-  TempDir dir;
+  test::TempDir dir("contrail_gguf");
   fs::create_symlink(bin, dir.file("model.bin"));
   std::string msg = error_of([&] { load_model_file(dir.file("model.bin")); });
   EXPECT_NE(msg.find("neither tokenizer.bin nor a tok*.bin"), std::string::npos) << msg;

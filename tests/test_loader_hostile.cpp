@@ -27,28 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "contrail_hostile_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string write(const std::string& name, const std::vector<uint8_t>& bytes) const {
-    const std::string p = (path_ / name).string();
-    std::ofstream f(p, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw std::runtime_error("cannot write " + p);
-    return p;
-  }
-
- private:
-  fs::path path_;
-};
 
 // Little-endian GGUF encoder for hand-made images.
 struct Bytes {
@@ -325,7 +303,7 @@ TEST(HostileLlama2c, SampledTruncationsOfStories260K) {
       expect_llama2c_rejected(prefix, {"truncated: " + size_text, fmt::format("implies {} bytes", n)});
   }
   // Through the whole load path (files on disk; the header is checked before any tokenizer).
-  TempDir dir;
+  test::TempDir dir("contrail_hostile");
   for (size_t len : {size_t(0), size_t(27), size_t(29), n / 3, n - 1}) {
     const std::string p =
         dir.write(fmt::format("cut{}.bin", len), std::vector<uint8_t>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len)));
@@ -399,7 +377,7 @@ TEST(HostileGgufModel, BaselineTinyModelIsValid) {
 
 // Loads `img` from a file through load_gguf_model; requires a FormatError naming the file + needles.
 void expect_model_rejected(const std::vector<uint8_t>& img, const std::vector<std::string>& needles) {
-  TempDir dir;
+  test::TempDir dir("contrail_hostile");
   const std::string path = dir.write("model.gguf", img);
   try {
     load_gguf_model(path);

@@ -364,11 +364,9 @@ class MalformedTokenizerBin : public ::testing::Test {
     CONTRAIL_REQUIRE_DATA(data_path(kTok512));
     good_ = test::read_bytes(data_path(kTok512));
   }
-  // Writes `bytes` to a temporary file and returns its path.
+  // Writes `bytes` to a file in this test's temporary directory and returns its path.
   std::string write(const std::string& name, const std::vector<uint8_t>& bytes) {
-    const std::string path = ::testing::TempDir() + "contrail_tok_" + name + ".bin";
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return path;
+    return dir_.write(name + ".bin", bytes);
   }
   // Offset of token i's int32 length field in the good file.
   size_t length_offset(int token) const {
@@ -382,6 +380,7 @@ class MalformedTokenizerBin : public ::testing::Test {
   }
   void set_i32(std::vector<uint8_t>& b, size_t off, int32_t v) { std::memcpy(b.data() + off, &v, 4); }
   std::vector<uint8_t> good_;
+  test::TempDir dir_{"contrail_tok"};
 };
 
 TEST_F(MalformedTokenizerBin, Truncated) {

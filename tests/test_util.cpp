@@ -3,7 +3,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
 #include <array>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -42,6 +47,32 @@ std::vector<float> read_f32(const std::string& path) {
   std::vector<float> v(b.size() / 4);
   std::memcpy(v.data(), b.data(), b.size());
   return v;
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = ::testing::TempDir() + prefix + "_XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::vector<uint8_t>& bytes) const {
+  const std::string p = file(name);
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) throw std::runtime_error("cannot write " + p);
+  return p;
+}
+
+std::vector<std::string> TempDir::entries() const {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string cli_path() { return CONTRAIL_CLI_PATH; }

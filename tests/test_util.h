@@ -18,6 +18,23 @@ std::vector<float> read_f32(const std::string& path);
 std::vector<uint8_t> read_bytes(const std::string& path);
 // Path of the built CLI binary.
 std::string cli_path();
+// A fresh directory under the gtest temp dir (unique per process), removed with everything in it.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "contrail");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `bytes` to file(name) and returns that path; throws on failure.
+  std::string write(const std::string& name, const std::vector<uint8_t>& bytes) const;
+  std::vector<std::string> entries() const;  // file names in the directory, sorted
+
+ private:
+  std::string path_;
+};
+
 // Runs a shell command, captures stdout (stderr to stderr unless redirected); returns exit code.
 int run_command(const std::string& cmd, std::string* out);
 
