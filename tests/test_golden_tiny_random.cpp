@@ -1,4 +1,4 @@
-// Random-weight Llama-architecture models against llama.cpp's goldens (MANIFEST sections 2, 4, 5):
+// Random-weight models of the supported architectures against llama.cpp's goldens (MANIFEST sections 2, 4, 5):
 // logits of every position within the tolerance, greedy continuations equal wherever the golden
 // top1-top2 margin exceeds it.
 #include <gtest/gtest.h>
@@ -26,6 +26,10 @@ const Case kCases[] = {
     {"llama_f32_f16vocab", "llama", "llama/gguf/model.gguf", "llama/golden/{}.json", 1e-3},
     {"llama_quant_f32", "llama_quant", "llama_quant/gguf/model.gguf", "llama_quant/golden/{}.json", 1e-3},
     {"llama_quant_q8_0", "llama_quant", "llama_quant/gguf/model-Q8_0.gguf", "llama_quant/golden/{}.Q8_0.json", 5e-2},
+    // GGUF arch "llama" (MQA 4/1, explicit head_dim, theta 1e6).
+    {"mistral", "mistral", "mistral/gguf/model.gguf", "mistral/golden/{}.json", 1e-3},
+    // GGUF arch "qwen2": q/k/v biases, NEOX RoPE, tied embeddings, theta 1e6; sequences without BOS.
+    {"qwen2", "qwen2", "qwen2/gguf/model.gguf", "qwen2/golden/{}.json", 1e-3},
 };
 
 std::string golden_json(const Case& c, const std::string& seq) {

@@ -9,8 +9,10 @@
 namespace contrail {
 
 const ArchTraits& arch_traits(const std::string& arch) {
-  static const std::array<ArchTraits, 1> kArchs{{
-      {"llama", NormKind::RmsNorm, FfnKind::SwiGlu, ops::RopeMode::Normal},
+  // Mistral converts to "llama" (same graph; sliding window and theta are hyperparameters).
+  static const std::array<ArchTraits, 2> kArchs{{
+      {"llama", NormKind::RmsNorm, FfnKind::SwiGlu, ops::RopeMode::Normal, false},
+      {"qwen2", NormKind::RmsNorm, FfnKind::SwiGlu, ops::RopeMode::Neox, true},
   }};
   for (const auto& a : kArchs)
     if (a.name == arch) return a;

@@ -90,29 +90,34 @@ ModelConfig read_config(const GgufFile& g) {
 struct Expected {
   std::string name;
   std::vector<int64_t> shape;
-  bool norm;  // must be f32
+  const char* f32_kind;  // "norm weights" / "biases": tiny, precision matters, must be f32; else null
 };
 
-// Calls fn(Expected) for each weight of the llama architecture (see model_file.h for names and
-// shapes), one at a time: n_layer comes from the file and may be absurd, so the list is never
-// materialised before the file has proved to hold it.
+// Calls fn(Expected) for each weight the architecture's traits call for (see model_file.h for
+// names and shapes), one at a time: n_layer comes from the file and may be absurd, so the list is
+// never materialised before the file has proved to hold it.
 template <typename Fn>
-void for_each_llama_weight(const ModelConfig& c, Fn&& fn) {
+void for_each_weight(const ModelConfig& c, const ArchTraits& traits, Fn&& fn) {
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
-  fn(Expected{"token_embd.weight", {c.n_vocab, c.n_embd}, false});
-  fn(Expected{"output_norm.weight", {c.n_embd}, true});
-  if (!c.tied_embeddings) fn(Expected{"output.weight", {c.n_vocab, c.n_embd}, false});
+  fn(Expected{"token_embd.weight", {c.n_vocab, c.n_embd}, nullptr});
+  fn(Expected{"output_norm.weight", {c.n_embd}, "norm weights"});
+  if (!c.tied_embeddings) fn(Expected{"output.weight", {c.n_vocab, c.n_embd}, nullptr});
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
-    fn(Expected{p + "attn_norm.weight", {c.n_embd}, true});
-    fn(Expected{p + "attn_q.weight", {q_dim, c.n_embd}, false});
-    fn(Expected{p + "attn_k.weight", {kv_dim, c.n_embd}, false});
-    fn(Expected{p + "attn_v.weight", {kv_dim, c.n_embd}, false});
-    fn(Expected{p + "attn_output.weight", {c.n_embd, q_dim}, false});
-    fn(Expected{p + "ffn_norm.weight", {c.n_embd}, true});
-    fn(Expected{p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false});
-    fn(Expected{p + "ffn_up.weight", {c.n_ff, c.n_embd}, false});
-    fn(Expected{p + "ffn_down.weight", {c.n_embd, c.n_ff}, false});
+    fn(Expected{p + "attn_norm.weight", {c.n_embd}, "norm weights"});
+    fn(Expected{p + "attn_q.weight", {q_dim, c.n_embd}, nullptr});
+    fn(Expected{p + "attn_k.weight", {kv_dim, c.n_embd}, nullptr});
+    fn(Expected{p + "attn_v.weight", {kv_dim, c.n_embd}, nullptr});
+    if (traits.qkv_bias) {
+      fn(Expected{p + "attn_q.bias", {q_dim}, "biases"});
+      fn(Expected{p + "attn_k.bias", {kv_dim}, "biases"});
+      fn(Expected{p + "attn_v.bias", {kv_dim}, "biases"});
+    }
+    fn(Expected{p + "attn_output.weight", {c.n_embd, q_dim}, nullptr});
+    fn(Expected{p + "ffn_norm.weight", {c.n_embd}, "norm weights"});
+    fn(Expected{p + "ffn_gate.weight", {c.n_ff, c.n_embd}, nullptr});
+    fn(Expected{p + "ffn_up.weight", {c.n_ff, c.n_embd}, nullptr});
+    fn(Expected{p + "ffn_down.weight", {c.n_embd, c.n_ff}, nullptr});
   }
 }
 
@@ -129,15 +134,15 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
 
   std::unordered_map<std::string_view, const GgufTensorInfo*> by_name;  // views into g.tensors()
   for (const GgufTensorInfo& t : g.tensors()) by_name.emplace(t.name, &t);
-  for_each_llama_weight(c, [&](const Expected& e) {
+  for_each_weight(c, arch_traits(c.arch), [&](const Expected& e) {
     const auto it = by_name.find(e.name);
     const GgufTensorInfo* t = it == by_name.end() ? nullptr : it->second;
     if (!t)
       throw FormatError(fmt::format("{}: required tensor '{}' {} is missing ({} {} layers, {} tensors in the file)", src,
                                     e.name, shape_str(e.shape), c.n_layer, c.arch, g.tensors().size()));
-    if (e.norm && t->dtype != DType::F32)
-      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but norm weights must be f32", src, e.name,
-                                    dtype_name(t->dtype)));
+    if (e.f32_kind && t->dtype != DType::F32)
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but {} must be f32", src, e.name,
+                                    dtype_name(t->dtype), e.f32_kind));
     if (!supported_matrix_dtype(t->dtype))
       throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, which is not supported yet "
                                     "(supported: f32, f16, bf16, q8_0)",
@@ -151,7 +156,8 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
     out.tensors.emplace(e.name, g.tensor(e.name));
   });
   // Every expected tensor was found once (names are unique), so any other tensor is one the
-  // architecture does not use (biases, rope_freqs, ...). Ignoring it would give wrong results.
+  // architecture does not use (biases it has no trait for, rope_freqs, ...). Ignoring it would
+  // give wrong results.
   if (out.tensors.size() != g.tensors().size())
     for (const GgufTensorInfo& t : g.tensors())
       if (!out.tensors.count(t.name))

@@ -8,6 +8,7 @@
 #include "contrail/core/error.h"
 #include "contrail/ops/activation.h"
 #include "contrail/ops/attention.h"
+#include "contrail/ops/bias.h"
 #include "contrail/ops/matmul.h"
 #include "contrail/ops/norm.h"
 #include "contrail/ops/rope.h"
@@ -54,6 +55,11 @@ Transformer::Transformer(std::shared_ptr<const ModelFile> model)
     L.wq = expect(m, p + "attn_q.weight", {q_dim, c.n_embd}, false);
     L.wk = expect(m, p + "attn_k.weight", {kv_dim, c.n_embd}, false);
     L.wv = expect(m, p + "attn_v.weight", {kv_dim, c.n_embd}, false);
+    if (traits_->qkv_bias) {
+      L.bq = expect(m, p + "attn_q.bias", {q_dim}, true);
+      L.bk = expect(m, p + "attn_k.bias", {kv_dim}, true);
+      L.bv = expect(m, p + "attn_v.bias", {kv_dim}, true);
+    }
     L.wo = expect(m, p + "attn_output.weight", {c.n_embd, q_dim}, false);
     L.ffn_norm = expect(m, p + "ffn_norm.weight", {c.n_embd}, true);
     L.w_gate = expect(m, p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false);
@@ -117,6 +123,11 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
     ops::matmul(L.wq, xn, q2, pool);
     ops::matmul(L.wk, xn, k_new2, pool);
     ops::matmul(L.wv, xn, v_new2, pool);
+    if (traits_->qkv_bias) {
+      ops::add_bias_rows(q2, L.bq, pool);
+      ops::add_bias_rows(k_new2, L.bk, pool);
+      ops::add_bias_rows(v_new2, L.bv, pool);
+    }
     Tensor k_new3 = k_new2.reshape({n, c.n_head_kv, c.head_dim});
     ops::rope(q3, pos_.data(), rope, pool);
     ops::rope(k_new3, pos_.data(), rope, pool);

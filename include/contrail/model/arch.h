@@ -15,6 +15,9 @@ struct ArchTraits {
   NormKind norm = NormKind::RmsNorm;
   FfnKind ffn = FfnKind::SwiGlu;
   ops::RopeMode rope_mode = ops::RopeMode::Normal;
+  // Q, K and V projections carry biases (blk.{i}.attn_q/k/v.bias of n_head*head_dim resp.
+  // n_head_kv*head_dim f32), added to the matmul outputs before RoPE. Required when set.
+  bool qkv_bias = false;
 };
 
 // Throws FormatError naming the architecture and the supported list when it is unknown.

@@ -5,7 +5,9 @@
 //   token_embd.weight (n_vocab, n_embd), output_norm.weight (n_embd), output.weight (n_vocab, n_embd)
 //   [absent when tied], blk.{i}.attn_norm.weight (n_embd), blk.{i}.attn_q.weight (n_head*head_dim,
 //   n_embd), attn_k / attn_v (n_head_kv*head_dim, n_embd), attn_output (n_embd, n_head*head_dim),
-//   ffn_norm (n_embd), ffn_gate / ffn_up (n_ff, n_embd), ffn_down (n_embd, n_ff).
+//   ffn_norm (n_embd), ffn_gate / ffn_up (n_ff, n_embd), ffn_down (n_embd, n_ff); with
+//   ArchTraits::qkv_bias also blk.{i}.attn_q.bias (n_head*head_dim), attn_k.bias / attn_v.bias
+//   (n_head_kv*head_dim).
 // Q/K rows are in the GGUF rotary layout (adjacent pairs rotate together: RopeMode::Normal for
 // llama), which is also llama2.c's layout.
 #pragma once

@@ -38,6 +38,7 @@ class Transformer {
  private:
   struct Layer {
     Tensor attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+    Tensor bq, bk, bv;  // (n_head*head_dim), (n_head_kv*head_dim) x2; set iff traits().qkv_bias
   };
   void ensure_scratch(int64_t n_tokens);
 
