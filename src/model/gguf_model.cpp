@@ -14,7 +14,6 @@
 
 namespace contrail {
 namespace detail {
-namespace {
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "(";
@@ -22,10 +21,11 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + ")";
 }
 
-// Dtypes the CPU kernels handle for weight matrices; norm weights must be f32.
 bool supported_matrix_dtype(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0;
 }
+
+namespace {
 
 ModelConfig read_config(const GgufFile& g) {
   const std::string& src = g.path();
@@ -87,40 +87,6 @@ ModelConfig read_config(const GgufFile& g) {
   return c;
 }
 
-struct Expected {
-  std::string name;
-  std::vector<int64_t> shape;
-  const char* f32_kind;  // "norm weights" / "biases": tiny, precision matters, must be f32; else null
-};
-
-// Calls fn(Expected) for each weight the architecture's traits call for (see model_file.h for
-// names and shapes), one at a time: n_layer comes from the file and may be absurd, so the list is
-// never materialised before the file has proved to hold it.
-template <typename Fn>
-void for_each_weight(const ModelConfig& c, const ArchTraits& traits, Fn&& fn) {
-  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
-  fn(Expected{"token_embd.weight", {c.n_vocab, c.n_embd}, nullptr});
-  fn(Expected{"output_norm.weight", {c.n_embd}, "norm weights"});
-  if (!c.tied_embeddings) fn(Expected{"output.weight", {c.n_vocab, c.n_embd}, nullptr});
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = fmt::format("blk.{}.", i);
-    fn(Expected{p + "attn_norm.weight", {c.n_embd}, "norm weights"});
-    fn(Expected{p + "attn_q.weight", {q_dim, c.n_embd}, nullptr});
-    fn(Expected{p + "attn_k.weight", {kv_dim, c.n_embd}, nullptr});
-    fn(Expected{p + "attn_v.weight", {kv_dim, c.n_embd}, nullptr});
-    if (traits.qkv_bias) {
-      fn(Expected{p + "attn_q.bias", {q_dim}, "biases"});
-      fn(Expected{p + "attn_k.bias", {kv_dim}, "biases"});
-      fn(Expected{p + "attn_v.bias", {kv_dim}, "biases"});
-    }
-    fn(Expected{p + "attn_output.weight", {c.n_embd, q_dim}, nullptr});
-    fn(Expected{p + "ffn_norm.weight", {c.n_embd}, "norm weights"});
-    fn(Expected{p + "ffn_gate.weight", {c.n_ff, c.n_embd}, nullptr});
-    fn(Expected{p + "ffn_up.weight", {c.n_ff, c.n_embd}, nullptr});
-    fn(Expected{p + "ffn_down.weight", {c.n_embd, c.n_ff}, nullptr});
-  }
-}
-
 }  // namespace
 
 void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
@@ -134,7 +100,7 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
 
   std::unordered_map<std::string_view, const GgufTensorInfo*> by_name;  // views into g.tensors()
   for (const GgufTensorInfo& t : g.tensors()) by_name.emplace(t.name, &t);
-  for_each_weight(c, arch_traits(c.arch), [&](const Expected& e) {
+  for_each_weight(c, arch_traits(c.arch), [&](const ExpectedWeight& e) {
     const auto it = by_name.find(e.name);
     const GgufTensorInfo* t = it == by_name.end() ? nullptr : it->second;
     if (!t)

@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include <fmt/format.h>
+
+#include "contrail/model/arch.h"
 #include "contrail/model/gguf.h"
 #include "contrail/model/model_file.h"
 
@@ -30,5 +34,46 @@ Llama2cHeader parse_llama2c_header(const uint8_t* data, size_t size, const std::
 // vocabulary). Throws FormatError for unsupported architectures, missing/invalid hyperparameters
 // and missing, unexpected, misshapen or unsupported-dtype tensors.
 void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out);
+
+// "(d0, d1, ...)" for error messages.
+std::string shape_str(const std::vector<int64_t>& shape);
+
+// Dtypes the CPU kernels handle for weight matrices; norm weights and biases must be f32.
+bool supported_matrix_dtype(DType t);
+
+// One weight a model needs, named as in model_file.h.
+struct ExpectedWeight {
+  std::string name;
+  std::vector<int64_t> shape;
+  const char* f32_kind;  // "norm weights" / "biases": tiny, precision matters, must be f32; else null
+};
+
+// Calls fn(ExpectedWeight) for each weight the architecture's traits call for (see model_file.h
+// for names and shapes), one at a time: n_layer comes from the file and may be absurd, so the list
+// is never materialised before the file has proved to hold it.
+template <typename Fn>
+void for_each_weight(const ModelConfig& c, const ArchTraits& traits, Fn&& fn) {
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  fn(ExpectedWeight{"token_embd.weight", {c.n_vocab, c.n_embd}, nullptr});
+  fn(ExpectedWeight{"output_norm.weight", {c.n_embd}, "norm weights"});
+  if (!c.tied_embeddings) fn(ExpectedWeight{"output.weight", {c.n_vocab, c.n_embd}, nullptr});
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = fmt::format("blk.{}.", i);
+    fn(ExpectedWeight{p + "attn_norm.weight", {c.n_embd}, "norm weights"});
+    fn(ExpectedWeight{p + "attn_q.weight", {q_dim, c.n_embd}, nullptr});
+    fn(ExpectedWeight{p + "attn_k.weight", {kv_dim, c.n_embd}, nullptr});
+    fn(ExpectedWeight{p + "attn_v.weight", {kv_dim, c.n_embd}, nullptr});
+    if (traits.qkv_bias) {
+      fn(ExpectedWeight{p + "attn_q.bias", {q_dim}, "biases"});
+      fn(ExpectedWeight{p + "attn_k.bias", {kv_dim}, "biases"});
+      fn(ExpectedWeight{p + "attn_v.bias", {kv_dim}, "biases"});
+    }
+    fn(ExpectedWeight{p + "attn_output.weight", {c.n_embd, q_dim}, nullptr});
+    fn(ExpectedWeight{p + "ffn_norm.weight", {c.n_embd}, "norm weights"});
+    fn(ExpectedWeight{p + "ffn_gate.weight", {c.n_ff, c.n_embd}, nullptr});
+    fn(ExpectedWeight{p + "ffn_up.weight", {c.n_ff, c.n_embd}, nullptr});
+    fn(ExpectedWeight{p + "ffn_down.weight", {c.n_embd, c.n_ff}, nullptr});
+  }
+}
 
 }  // namespace contrail::detail

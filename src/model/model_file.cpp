@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "contrail/core/error.h"
 #include "contrail/core/mapped_file.h"
@@ -22,6 +23,8 @@ const Tensor& ModelFile::tensor(const std::string& name) const {
 }
 
 ModelFile load_model_file(const std::string& path, const LoadOptions& opts) {
+  std::error_code ec;  // a path that cannot be inspected falls through to MappedFile's error
+  if (std::filesystem::is_directory(path, ec)) return load_hf_model(path);
   bool gguf = false;
   {
     const std::shared_ptr<MappedFile> f = MappedFile::open(path);

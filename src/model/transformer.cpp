@@ -108,8 +108,8 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
   Tensor gate = rows(gate_, n, {c.n_ff});        // (n, n_ff)
   Tensor up = rows(up_, n, {c.n_ff});            // (n, n_ff)
 
-  ops::RopeParams rope = c.rope;
-  rope.mode = traits_->rope_mode;
+  // The loader chose the rotary layout for the file's Q/K row order (model_file.h).
+  const ops::RopeParams& rope = c.rope;
   ops::AttentionParams ap;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 

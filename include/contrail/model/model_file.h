@@ -8,8 +8,10 @@
 //   ffn_norm (n_embd), ffn_gate / ffn_up (n_ff, n_embd), ffn_down (n_embd, n_ff); with
 //   ArchTraits::qkv_bias also blk.{i}.attn_q.bias (n_head*head_dim), attn_k.bias / attn_v.bias
 //   (n_head_kv*head_dim).
-// Q/K rows are in the GGUF rotary layout (adjacent pairs rotate together: RopeMode::Normal for
-// llama), which is also llama2.c's layout.
+// Q/K rows are kept in the source file's order, never permuted; config.rope.mode says which
+// rotary layout they are in, and each loader sets it: GGUF llama and llama2.c rotate adjacent pairs
+// (RopeMode::Normal, ArchTraits::rope_mode), Hugging Face llama/mistral rows rotate halves
+// (RopeMode::Neox; llama.cpp's converter permutes them into pairs), qwen2 is Neox in both.
 #pragma once
 #include <map>
 #include <memory>
@@ -25,7 +27,7 @@ namespace contrail {
 
 class GgufFile;
 
-enum class ModelFormat { Gguf, Llama2c };
+enum class ModelFormat { Gguf, Llama2c, HuggingFace };
 
 struct ModelFile {
   ModelFormat format = ModelFormat::Gguf;
@@ -47,11 +49,18 @@ struct LoadOptions {
   std::string tokenizer_path;
 };
 
-// Detects the format from the first bytes ("GGUF" magic, else a llama2.c header) and loads it.
+// Detects the format and loads it: a directory is a Hugging Face checkpoint (load_hf_model), a
+// file starting with the "GGUF" magic is GGUF, anything else a llama2.c checkpoint.
 // Every failure is a FormatError/Error naming the file, the field and the value.
 ModelFile load_model_file(const std::string& path, const LoadOptions& opts = {});
 ModelFile load_gguf_model(const std::string& path);
 ModelFile load_llama2c_model(const std::string& path, const std::string& tokenizer_path);
+// Hugging Face checkpoint directory: config.json (LlamaForCausalLM, MistralForCausalLM ->
+// arch "llama"; Qwen2ForCausalLM -> "qwen2") and model.safetensors, or the shards listed by
+// model.safetensors.index.json. Tensors are renamed to the names above and viewed in place (f32,
+// f16 or bf16). The tokenizer is not read yet: vocab is left empty, so a Session needs one from
+// elsewhere (e.g. the GGUF conversion's read_gguf_vocab).
+ModelFile load_hf_model(const std::string& dir);
 
 // Builds VocabData from GGUF tokenizer.* keys (tokenizer.ggml.model/tokens/scores/token_type/
 // merges/bos_token_id/...). Throws FormatError when the arrays are inconsistent.

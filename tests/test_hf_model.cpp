@@ -1,0 +1,216 @@
+// Hugging Face checkpoint directories (config.json + safetensors) loaded without conversion:
+// logits against llama.cpp's goldens (computed from the GGUF conversion of the same weights) and
+// against our own evaluation of that GGUF; malformed config.json / index files rejected with
+// errors naming the field.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "contrail/core/error.h"
+#include "contrail/model/model_file.h"
+#include "contrail/runtime/session.h"
+#include "golden.h"
+#include "test_util.h"
+
+namespace contrail {
+namespace {
+
+using nlohmann::json;
+
+std::string tiny(const std::string& model, const std::string& rel) {
+  return test::data_path("golden/tiny-random/" + model + "/" + rel);
+}
+
+std::unique_ptr<Session> make_session(ModelFile m) {
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_ctx = 256;  // as the goldens
+  return std::make_unique<Session>(std::make_shared<const ModelFile>(std::move(m)), so);
+}
+
+class HfGolden : public ::testing::TestWithParam<const char*> {};
+
+// Every golden sequence: HF logits within llama.cpp's 1e-3 (MANIFEST, F32/F16-vocab models), and
+// within 1e-4 of the GGUF conversion evaluated by the same transformer (same weights; only the
+// Q/K row order and with it the RoPE layout differ, so only summation order may move results).
+TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
+  const std::string model = GetParam();
+  const std::string hf_dir = tiny(model, "hf");
+  CONTRAIL_REQUIRE_DATA(hf_dir + "/config.json");
+  ModelFile hf = load_model_file(hf_dir);
+  EXPECT_EQ(hf.format, ModelFormat::HuggingFace);
+  EXPECT_EQ(hf.config.rope.mode, ops::RopeMode::Neox);
+  EXPECT_TRUE(hf.vocab.tokens.empty());
+  ModelFile gguf = load_gguf_model(tiny(model, "gguf/model.gguf"));
+  EXPECT_EQ(hf.config.arch, gguf.config.arch);
+  EXPECT_EQ(hf.config.n_vocab, gguf.config.n_vocab);
+  EXPECT_EQ(hf.config.n_head_kv, gguf.config.n_head_kv);
+  EXPECT_EQ(hf.config.tied_embeddings, gguf.config.tied_embeddings);
+  EXPECT_FLOAT_EQ(hf.config.rope.freq_base, gguf.config.rope.freq_base);
+  EXPECT_FLOAT_EQ(hf.config.norm_eps, gguf.config.norm_eps);
+  EXPECT_EQ(hf.tensors.size(), gguf.tensors.size());
+  hf.vocab = gguf.vocab;  // the HF tokenizer files are not read yet
+  // Control: the unpermuted HF rows with GGUF llama's adjacent-pair RoPE are a different model,
+  // so the comparisons below can tell the layouts apart.
+  ModelFile wrong_layout = hf;
+  wrong_layout.config.rope.mode = ops::RopeMode::Normal;
+  auto s_wrong = make_session(std::move(wrong_layout));
+  auto s_hf = make_session(std::move(hf));
+  auto s_gguf = make_session(std::move(gguf));
+  const int64_t n_vocab = s_hf->config().n_vocab;
+
+  for (const std::string& seq : test::tiny_random_sequences(model)) {
+    const std::string jpath = tiny(model, "golden/" + seq + ".json");
+    const auto ids = test::read_json(jpath).at("token_ids").get<std::vector<int32_t>>();
+    const auto ref = test::read_f32(tiny(model, "golden/" + seq + ".logits.bin"));
+    ASSERT_EQ(ref.size(), ids.size() * static_cast<size_t>(n_vocab)) << jpath;
+    const auto got = s_hf->evaluate_all(ids);
+    const auto d_golden = test::max_abs_diff(got, ref, n_vocab);
+    const auto d_gguf = test::max_abs_diff(got, s_gguf->evaluate_all(ids), n_vocab);
+    EXPECT_LE(d_golden.max_abs, 1e-3) << model << "/" << seq << ": worst at position " << d_golden.row << ", token "
+                                      << d_golden.col;
+    EXPECT_LE(d_gguf.max_abs, 1e-4) << model << "/" << seq << ": worst at position " << d_gguf.row << ", token "
+                                    << d_gguf.col;
+    EXPECT_GT(test::max_abs_diff(s_wrong->evaluate_all(ids), ref, n_vocab).max_abs, 1e-2) << model << "/" << seq;
+    RecordProperty(seq + "_max_abs_diff_golden", std::to_string(d_golden.max_abs));
+    RecordProperty(seq + "_max_abs_diff_gguf", std::to_string(d_gguf.max_abs));
+    std::printf("hf %s/%s: max |logit diff| vs llama.cpp %.3g, vs our GGUF %.3g\n", model.c_str(), seq.c_str(),
+                d_golden.max_abs, d_gguf.max_abs);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyRandom, HfGolden, ::testing::Values("llama", "mistral", "qwen2"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// ---- malformed checkpoints ---------------------------------------------------------------------
+
+void write_text(const test::TempDir& dir, const std::string& name, const std::string& text) {
+  dir.write(name, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+// The tiny-random llama config.json, parsed, for editing.
+json llama_config() { return test::read_json(tiny("llama", "hf/config.json")); }
+
+// Loads `dir` and returns the FormatError message ("" and a test failure when it loads).
+std::string load_error(const std::string& dir) {
+  try {
+    load_hf_model(dir);
+  } catch (const FormatError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << dir << " loaded, expected a FormatError";
+  return "";
+}
+
+struct BadConfig {
+  const char* name;
+  json patch;            // merged into the llama config (null values delete the key)
+  const char* expected;  // substrings of the message, '|'-separated
+};
+
+class HfBadConfig : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(HfBadConfig, RejectedNamingTheField) {
+  const BadConfig& b = GetParam();
+  CONTRAIL_REQUIRE_DATA(tiny("llama", "hf/config.json"));
+  json cfg = llama_config();
+  cfg.merge_patch(b.patch);
+  test::TempDir dir("hf_bad");
+  write_text(dir, "config.json", cfg.dump());
+  const std::string msg = load_error(dir.path());
+  EXPECT_NE(msg.find(dir.file("config.json")), std::string::npos) << msg;
+  std::string want = b.expected;
+  for (size_t pos = 0; pos <= want.size();) {
+    const size_t bar = std::min(want.find('|', pos), want.size());
+    EXPECT_NE(msg.find(want.substr(pos, bar - pos)), std::string::npos) << msg;
+    pos = bar + 1;
+  }
+}
+
+const BadConfig kBadConfigs[] = {
+    {"missing_hidden_size", json::parse(R"({"hidden_size": null})"), "'hidden_size'|missing"},
+    {"missing_eps", json::parse(R"({"rms_norm_eps": null})"), "'rms_norm_eps'|missing"},
+    {"heads_is_string", json::parse(R"({"num_attention_heads": "4"})"), "'num_attention_heads'|\"4\"|integer"},
+    {"layers_is_float", json::parse(R"({"num_hidden_layers": 2.5})"), "'num_hidden_layers'|2.5|integer"},
+    {"tie_is_number", json::parse(R"({"tie_word_embeddings": 1})"), "'tie_word_embeddings'|boolean"},
+    {"theta_is_string", json::parse(R"({"rope_theta": "1e4"})"), "'rope_theta'|number"},
+    {"unsupported_class", json::parse(R"({"architectures": ["GPT2LMHeadModel"]})"),
+     "'architectures'|GPT2LMHeadModel|LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"},
+    {"unsupported_model_type", json::parse(R"({"architectures": null, "model_type": "gemma"})"),
+     "'model_type'|gemma|llama"},
+    {"no_architecture", json::parse(R"({"architectures": null, "model_type": null})"), "'architectures'|missing"},
+    {"rope_scaling_yarn", json::parse(R"({"rope_scaling": {"type": "yarn", "factor": 4.0}})"),
+     "'rope_scaling'|yarn|linear"},
+    {"rope_scaling_no_factor", json::parse(R"({"rope_scaling": {"rope_type": "linear"}})"), "'rope_scaling'|factor"},
+    {"rope_scaling_array", json::parse(R"({"rope_scaling": [1]})"), "'rope_scaling'|object"},
+    {"odd_kv_heads", json::parse(R"({"num_key_value_heads": 3})"), "n_head_kv 3"},
+    {"negative_vocab", json::parse(R"({"vocab_size": -5})"), "n_vocab is -5"},
+    {"attention_bias", json::parse(R"({"attention_bias": true})"), "'attention_bias'"},
+    {"gelu", json::parse(R"({"hidden_act": "gelu"})"), "'hidden_act'|gelu"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Config, HfBadConfig, ::testing::ValuesIn(kBadConfigs),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(HfModel, InvalidJsonAndMissingFilesAreFormatErrors) {
+  CONTRAIL_REQUIRE_DATA(tiny("llama", "hf/config.json"));
+  test::TempDir dir("hf_files");
+  EXPECT_NE(load_error(dir.path()).find("config.json"), std::string::npos);  // no config.json at all
+  write_text(dir, "config.json", "{\"hidden_size\": 64,");
+  EXPECT_NE(load_error(dir.path()).find("not valid JSON"), std::string::npos);
+  write_text(dir, "config.json", "[1, 2]");
+  EXPECT_NE(load_error(dir.path()).find("expected an object"), std::string::npos);
+  write_text(dir, "config.json", llama_config().dump());
+  EXPECT_NE(load_error(dir.path()).find("model.safetensors"), std::string::npos);  // no weights
+}
+
+// A sharded checkpoint: the index maps every tensor to a shard beside it (here one shard, a link
+// to the real file); the result equals the single-file load.
+TEST(HfModel, ShardedIndex) {
+  const std::string weights = tiny("llama", "hf/model.safetensors");
+  CONTRAIL_REQUIRE_DATA(weights);
+  const ModelFile single = load_hf_model(tiny("llama", "hf"));
+  test::TempDir dir("hf_sharded");
+  write_text(dir, "config.json", llama_config().dump());
+  std::filesystem::create_symlink(weights, dir.file("model-00001-of-00001.safetensors"));
+  json map = json::object();
+  for (const char* name : {"lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"})
+    map[name] = "model-00001-of-00001.safetensors";
+  for (int l = 0; l < 2; ++l)
+    for (const char* t : {"input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+                          "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+      const std::string name = "model.layers." + std::to_string(l) + "." + t + ".weight";
+      map[name] = "model-00001-of-00001.safetensors";
+    }
+  write_text(dir, "model.safetensors.index.json", json{{"metadata", json::object()}, {"weight_map", map}}.dump());
+  const ModelFile sharded = load_model_file(dir.path());
+  ASSERT_EQ(sharded.tensors.size(), single.tensors.size());
+  for (const auto& [name, t] : single.tensors) {
+    const Tensor* s = sharded.find(name);
+    ASSERT_NE(s, nullptr) << name;
+    EXPECT_EQ(s->shape(), t.shape()) << name;
+    EXPECT_EQ(s->dtype(), t.dtype()) << name;
+  }
+
+  // An unlisted tensor, a shard outside the directory, a tensor the named shard lacks.
+  const std::string index = "model.safetensors.index.json";
+  json partial = map;
+  partial.erase("model.norm.weight");
+  write_text(dir, index, json{{"weight_map", partial}}.dump());
+  EXPECT_NE(load_error(dir.path()).find("'model.norm.weight' is not listed"), std::string::npos);
+  json escape = map;
+  escape["model.norm.weight"] = "../model.safetensors";
+  write_text(dir, index, json{{"weight_map", escape}}.dump());
+  EXPECT_NE(load_error(dir.path()).find("plain file name"), std::string::npos);
+  json wrong = map;
+  wrong["model.layers.9.mlp.up_proj.weight"] = "model-00001-of-00001.safetensors";
+  write_text(dir, index, json{{"weight_map", wrong}}.dump());
+  EXPECT_NE(load_error(dir.path()).find("does not hold it"), std::string::npos);
+  write_text(dir, index, json{{"weight_map", 3}}.dump());
+  EXPECT_NE(load_error(dir.path()).find("'weight_map'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace contrail
