@@ -12,22 +12,10 @@
 #include "contrail/ops/matmul.h"
 #include "contrail/ops/norm.h"
 #include "contrail/ops/rope.h"
+#include "model/loader_detail.h"
 
 namespace contrail {
 namespace {
-
-// Checks a weight's shape and dtype class; norms must be f32 (they are tiny and precision matters).
-const Tensor& expect(const ModelFile& m, const std::string& name, std::vector<int64_t> shape, bool f32_only) {
-  const Tensor& t = m.tensor(name);
-  if (t.shape() != shape) {
-    Tensor want(DType::F32, shape, nullptr);
-    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected {}", m.path, name, t.shape_str(),
-                                  want.shape_str()));
-  }
-  if (f32_only && t.dtype() != DType::F32)
-    throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, expected f32", m.path, name, dtype_name(t.dtype())));
-  return t;
-}
 
 // View of the first n rows of a scratch tensor with a new inner shape.
 Tensor rows(const Tensor& t, int64_t n, std::vector<int64_t> inner) {
@@ -43,28 +31,37 @@ Transformer::Transformer(std::shared_ptr<const ModelFile> model)
   const ModelFile& m = *model_;
   const ModelConfig& c = m.config;
   c.validate(m.path);
-  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
-  tok_embd_ = expect(m, "token_embd.weight", {c.n_vocab, c.n_embd}, false);
-  output_norm_ = expect(m, "output_norm.weight", {c.n_embd}, true);
-  output_ = c.tied_embeddings ? tok_embd_ : expect(m, "output.weight", {c.n_vocab, c.n_embd}, false);
+  // Shapes and dtype rules come from the one weight list the loaders also check against.
+  detail::for_each_weight(c, *traits_, [&](const detail::ExpectedWeight& e) {
+    const Tensor& t = m.tensor(e.name);
+    if (t.shape() != e.shape)
+      throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected {}", m.path, e.name, t.shape_str(),
+                                    detail::shape_str(e.shape)));
+    if (e.f32_kind && t.dtype() != DType::F32)
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but {} must be f32", m.path, e.name,
+                                    dtype_name(t.dtype()), e.f32_kind));
+  });
+  tok_embd_ = m.tensor("token_embd.weight");
+  output_norm_ = m.tensor("output_norm.weight");
+  output_ = c.tied_embeddings ? tok_embd_ : m.tensor("output.weight");
   layers_.resize(static_cast<size_t>(c.n_layer));
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
     Layer& L = layers_[static_cast<size_t>(i)];
-    L.attn_norm = expect(m, p + "attn_norm.weight", {c.n_embd}, true);
-    L.wq = expect(m, p + "attn_q.weight", {q_dim, c.n_embd}, false);
-    L.wk = expect(m, p + "attn_k.weight", {kv_dim, c.n_embd}, false);
-    L.wv = expect(m, p + "attn_v.weight", {kv_dim, c.n_embd}, false);
+    L.attn_norm = m.tensor(p + "attn_norm.weight");
+    L.wq = m.tensor(p + "attn_q.weight");
+    L.wk = m.tensor(p + "attn_k.weight");
+    L.wv = m.tensor(p + "attn_v.weight");
     if (traits_->qkv_bias) {
-      L.bq = expect(m, p + "attn_q.bias", {q_dim}, true);
-      L.bk = expect(m, p + "attn_k.bias", {kv_dim}, true);
-      L.bv = expect(m, p + "attn_v.bias", {kv_dim}, true);
+      L.bq = m.tensor(p + "attn_q.bias");
+      L.bk = m.tensor(p + "attn_k.bias");
+      L.bv = m.tensor(p + "attn_v.bias");
     }
-    L.wo = expect(m, p + "attn_output.weight", {c.n_embd, q_dim}, false);
-    L.ffn_norm = expect(m, p + "ffn_norm.weight", {c.n_embd}, true);
-    L.w_gate = expect(m, p + "ffn_gate.weight", {c.n_ff, c.n_embd}, false);
-    L.w_up = expect(m, p + "ffn_up.weight", {c.n_ff, c.n_embd}, false);
-    L.w_down = expect(m, p + "ffn_down.weight", {c.n_embd, c.n_ff}, false);
+    L.wo = m.tensor(p + "attn_output.weight");
+    L.ffn_norm = m.tensor(p + "ffn_norm.weight");
+    L.w_gate = m.tensor(p + "ffn_gate.weight");
+    L.w_up = m.tensor(p + "ffn_up.weight");
+    L.w_down = m.tensor(p + "ffn_down.weight");
   }
 }
 
