@@ -2,11 +2,7 @@
 // contrail/kernels/attention.h. Same structure as the AVX2 kernel with 16-float vectors: scores
 // four keys at a time, weighted sum with up to 64 output floats in registers; head_dim tails use
 // masked loads. ODR: helpers live in the anonymous namespace; no std templates.
-// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*() helpers
-// (GCC bug 105593, fixed in later releases); silence that false positive for this file only.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels/immintrin_avx512.h"
 #include <math.h>  // ::tanhf, the plain C function (no inline C++ overloads are used here)
 
 #include "contrail/kernels/attention.h"

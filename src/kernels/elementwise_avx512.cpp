@@ -1,11 +1,7 @@
 // AVX-512 (F/BW/VL/DQ) elementwise kernels (called only when active_isa() == Avx512). Formulas and
 // tolerances: contrail/kernels/elementwise.h. Row tails use masked loads/stores.
 // ODR: everything but the entry points lives in the anonymous namespace; no std templates.
-// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*() helpers
-// (GCC bug 105593, fixed in later releases); silence that false positive for this file only.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels/immintrin_avx512.h"
 
 #include "contrail/kernels/elementwise.h"
 

@@ -17,13 +17,7 @@
 //
 // ODR: everything but the entry points lives in the anonymous namespace; no std templates and no
 // contrail inline functions are used here.
-// GCC 12's AVX-512 intrinsics initialise their "undefined" pass-through operands from themselves,
-// which -Wuninitialized reports at every inlined use (GCC bug 105593, fixed in 12.3 / 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "kernels/immintrin_avx512.h"
 
 #include "contrail/core/dtype.h"
 #include "contrail/kernels/matmul.h"
