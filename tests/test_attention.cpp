@@ -25,6 +25,9 @@
 namespace contrail {
 namespace {
 
+using test::ActiveIsaGuard;
+using test::expect_invalid;
+
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 std::vector<float> random_vec(size_t n, float lo, float hi, std::mt19937& rng) {
@@ -51,25 +54,6 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, floa
   for (size_t i = 0; i < a.size(); ++i)
     ASSERT_LE(std::fabs(a[i] - b[i]), atol) << "at index " << i << ": " << a[i] << " vs " << b[i];
 }
-
-void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    FAIL() << "expected InvalidArgument";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
-
-class ActiveIsaGuard {
- public:
-  ActiveIsaGuard() : saved_(active_isa()) {}
-  ~ActiveIsaGuard() { set_active_isa(saved_); }
-
- private:
-  Isa saved_;
-};
 
 struct Dims {
   int64_t n_tokens, n_head, n_kv, n_head_kv, head_dim;

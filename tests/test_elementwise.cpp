@@ -28,6 +28,9 @@
 namespace contrail {
 namespace {
 
+using test::ActiveIsaGuard;
+using test::expect_invalid;
+
 using kernels::ElementwiseKernels;
 using kernels::elementwise_kernels;
 
@@ -53,27 +56,6 @@ void expect_bitwise_equal(const std::vector<float>& a, const std::vector<float>&
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "at index " << i;
 }
-
-// Throws InvalidArgument whose message contains every one of `parts`.
-void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    FAIL() << "expected InvalidArgument";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
-
-// Restores the active ISA when a test that switches it ends.
-class ActiveIsaGuard {
- public:
-  ActiveIsaGuard() : saved_(active_isa()) {}
-  ~ActiveIsaGuard() { set_active_isa(saved_); }
-
- private:
-  Isa saved_;
-};
 
 Tensor tensor_from(std::vector<int64_t> shape, const std::vector<float>& values) {
   Tensor t = Tensor::empty(DType::F32, std::move(shape));

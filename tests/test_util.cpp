@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "contrail/core/error.h"
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -73,6 +75,16 @@ std::vector<std::string> TempDir::entries() const {
   for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
 }
 
 std::string cli_path() { return CONTRAIL_CLI_PATH; }

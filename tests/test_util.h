@@ -2,8 +2,12 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
+
+#include "contrail/core/cpu_features.h"
 
 namespace contrail::test {
 
@@ -33,6 +37,22 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Adds a gtest failure unless fn() throws contrail::InvalidArgument whose message contains every
+// one of `parts`.
+void expect_invalid(const std::function<void()>& fn, std::initializer_list<std::string> parts);
+
+// Restores the active ISA when a test that switches it ends.
+class ActiveIsaGuard {
+ public:
+  ActiveIsaGuard() : saved_(active_isa()) {}
+  ~ActiveIsaGuard() { set_active_isa(saved_); }
+  ActiveIsaGuard(const ActiveIsaGuard&) = delete;
+  ActiveIsaGuard& operator=(const ActiveIsaGuard&) = delete;
+
+ private:
+  Isa saved_;
 };
 
 // Runs a shell command, captures stdout (stderr to stderr unless redirected); returns exit code.
