@@ -17,6 +17,10 @@ struct RopeParams {
   float freq_base = 10000.f;  // theta
   float freq_scale = 1.f;     // linear position scaling (1 = none)
   RopeMode mode = RopeMode::Normal;
+  // Per-pair frequency divisors (n_rot / 2 floats) or null: pair i's angle is divided by
+  // freq_factors[i], as ggml does with a rope_freqs tensor (Llama 3.1 "llama3" rope scaling,
+  // Phi-3 long-context factors). Not owned: the caller keeps the array alive during rope().
+  const float* freq_factors = nullptr;
 };
 
 // x: (n_tokens, n_heads, head_dim) f32, modified in place. pos: n_tokens positions.

@@ -13,8 +13,14 @@ enum class TokenType : int32_t {
 };
 
 enum class VocabKind {
-  SentencePiece,  // GGUF tokenizer.ggml.model == "llama": scores, byte fallback, U+2581 for space
-  BytePair,       // GGUF "gpt2": byte-level BPE with merges (later issue)
+  // GGUF tokenizer.ggml.model == "llama", SentencePiece tokenizer.model, and HF tokenizer.json BPE
+  // with byte_fallback (Llama 2, Mistral, Gemma): pieces spell spaces as U+2581, unknown bytes fall
+  // back to "<0xHH>" tokens. Pieces are merged by score, or by merge rank when `merges` is set.
+  SentencePiece,
+  // GGUF "gpt2" and HF tokenizer.json byte-level BPE (GPT-2, Llama 3, Qwen2): text is split by
+  // the pre-tokenizer patterns, each piece's bytes are spelled with GPT-2's byte-to-unicode map,
+  // then merged by merge rank.
+  BytePair,
 };
 
 struct VocabData {
@@ -24,8 +30,24 @@ struct VocabData {
   std::vector<std::string> tokens;  // (n_vocab) raw piece text as stored
   std::vector<float> scores;        // (n_vocab) or empty
   std::vector<TokenType> types;     // (n_vocab)
-  std::vector<std::string> merges;  // BytePair only
+  // Merge rules "left right" (pieces as spelled in `tokens`), best rank first. Required for
+  // BytePair; for SentencePiece, when non-empty, merging follows these ranks instead of scores.
+  std::vector<std::string> merges;
+  // Pre-tokenizer: regexes (PCRE2 syntax, Unicode properties) applied in order, each splitting
+  // the pieces left by the previous one into matches and the text between them (HF
+  // Split(behavior=Isolated) / llama.cpp's unicode_regex_split). Empty: the text is one piece.
+  // A GGUF vocab gets them from its tokenizer.ggml.pre name, an HF tokenizer.json from its
+  // pre_tokenizer; an unknown pre name is a FormatError, never a silent default.
+  std::vector<std::string> pre_patterns;
+  bool ignore_merges = false;  // a pre-token that is itself a token is not merged (Llama 3)
+  bool normalize_nfc = false;  // NFC-normalise raw text before pre-tokenizing (HF Qwen2 normalizer)
+  bool byte_fallback = true;   // SentencePiece: unknown characters become <0xHH> byte tokens, else unk
+  bool clean_up_spaces = false;  // decode: " ." -> "." etc. (HF clean_up_tokenization_spaces)
+  // Added tokens that are matched in raw text only with surrounding whitespace absorbed (HF
+  // AddedToken lstrip/rstrip), by id; empty = none.
+  std::vector<int32_t> lstrip_ids, rstrip_ids;
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
+  int32_t eot_id = -1;  // end of turn (<|eot_id|>, <|im_end|>, <end_of_turn>...) when the file names one
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SentencePiece "add dummy prefix"
