@@ -2,6 +2,7 @@
 // one thread, per ISA (the first argument: 0 scalar, 1 avx2, 2 avx512; unsupported ones are skipped).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -81,6 +82,23 @@ void BM_Softmax(benchmark::State& state) {
 }
 BENCHMARK(BM_Softmax)->DenseRange(0, 2);
 
+// GPT-2 style LayerNorm of one 2048-wide row (weight and bias).
+void BM_LayerNorm(benchmark::State& state) {
+  IsaScope isa(state);
+  if (!isa.ok()) return;
+  ThreadPool pool(1);
+  const int64_t n = 2048;
+  const Tensor x = random_tensor({1, n}, -2, 2, 10), w = random_tensor({n}, 0.9f, 1.1f, 11);
+  const Tensor b = random_tensor({n}, -0.1f, 0.1f, 12);
+  Tensor y = Tensor::empty(DType::F32, {1, n});
+  for (auto _ : state) {
+    contrail::ops::layernorm(x, w, b, 1e-5f, y, pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_LayerNorm)->DenseRange(0, 2);
+
 // Second argument: 0 = Normal (adjacent pairs), 1 = Neox (halves).
 void BM_Rope(benchmark::State& state) {
   IsaScope isa(state);
@@ -113,6 +131,61 @@ void BM_Swiglu(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_Swiglu)->DenseRange(0, 2);
+
+// Gemma's GeGLU at a 2B-class FFN width.
+void BM_Geglu(benchmark::State& state) {
+  IsaScope isa(state);
+  if (!isa.ok()) return;
+  ThreadPool pool(1);
+  const int64_t n = 16384;
+  const Tensor gate = random_tensor({1, n}, -6, 6, 13), up = random_tensor({1, n}, -1, 1, 14);
+  Tensor out = Tensor::empty(DType::F32, {1, n});
+  for (auto _ : state) {
+    contrail::ops::geglu(gate, up, out, pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_Geglu)->DenseRange(0, 2);
+
+// GPT-2's in-place GELU at its FFN width (4 * 768); the input is refreshed from a copy each step.
+void BM_Gelu(benchmark::State& state) {
+  IsaScope isa(state);
+  if (!isa.ok()) return;
+  ThreadPool pool(1);
+  const int64_t n = 3072;
+  const Tensor src = random_tensor({1, n}, -6, 6, 15);
+  Tensor x = Tensor::empty(DType::F32, {1, n});
+  for (auto _ : state) {
+    std::copy_n(src.data_as<float>(), n, x.data_as<float>());
+    contrail::ops::gelu_inplace(x, pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_Gelu)->DenseRange(0, 2);
+
+// Gemma 2's final logit soft-capping (cap 30) over a 32000-entry vocabulary, then Gemma's in-place
+// embedding scale on the same row; the input is refreshed from a copy each step.
+void BM_SoftcapScale(benchmark::State& state) {
+  IsaScope isa(state);
+  if (!isa.ok()) return;
+  ThreadPool pool(1);
+  const int64_t n = 32000;
+  const Tensor src = random_tensor({1, n}, -60, 60, 16);
+  Tensor x = Tensor::empty(DType::F32, {1, n});
+  for (auto _ : state) {
+    std::copy_n(src.data_as<float>(), n, x.data_as<float>());
+    if (state.range(1) == 0)
+      contrail::ops::softcap_inplace(x, 30.0f, pool);
+    else
+      contrail::ops::scale_inplace(x, 45.25f, pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+// Second argument: 0 = softcap_inplace, 1 = scale_inplace.
+BENCHMARK(BM_SoftcapScale)->ArgsProduct({{0, 1, 2}, {0, 1}});
 
 // One decode step: 1 query token, 32 heads (MHA), 512 cached positions, head_dim 64.
 void BM_AttentionDecode(benchmark::State& state) {

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <numbers>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,6 +38,10 @@ using kernels::elementwise_kernels;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 const std::vector<int64_t> kLengths = {1, 7, 33, 4097};  // awkward 1-d sizes: tails of every width
+// Awkward sizes for the LayerNorm / GELU / soft-capping / scale kernels: empty, shorter than one
+// vector, one short of and one past 16, two vectors and a tail, a long row.
+const std::vector<int64_t> kAwkwardLengths = {0, 1, 7, 15, 17, 33, 1000};
+constexpr float kEps = std::numeric_limits<float>::epsilon();  // 2^-23
 
 std::vector<float> random_vec(size_t n, float lo, float hi, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -70,6 +76,15 @@ std::vector<float> values_of(const Tensor& t) {
 }
 
 const ElementwiseKernels& ref() { return elementwise_kernels(Isa::Scalar); }
+
+// Distance in units in the last place between two finite floats of the same sign (or zeros).
+int64_t ulp_distance(float a, float b) {
+  const auto key = [](float v) {  // monotonic integer image of the float line
+    const int32_t i = std::bit_cast<int32_t>(v);
+    return i < 0 ? int64_t{INT32_MIN} - i : int64_t{i};
+  };
+  return std::abs(key(a) - key(b));
+}
 
 // ---- exp -----------------------------------------------------------------------------------------
 
@@ -273,6 +288,27 @@ TEST(Rope, ScalarHandComputedAtPositionOne) {
   expect_bitwise_equal(id, {1, 2, 3, 4});
 }
 
+TEST(Rope, CosSinTableWithFreqFactors) {
+  // Factors of 1 change nothing; otherwise pair i's angle is freq_scale * theta_i / freq_factors[i],
+  // checked in double against theta_i = pos * base^(-2i / n_rot) (the f32 recurrence of the kernel
+  // drifts by ~i ulp, hence the tolerance).
+  const int64_t n_rot = 64, half = n_rot / 2;
+  const float pos = 1234.0f, base = 500000.0f, scale = 0.5f;
+  std::vector<float> plain(n_rot), ones_table(n_rot), table(n_rot), factors(half), ones(half, 1.0f);
+  for (int64_t i = 0; i < half; ++i) factors[i] = 1.0f + 7.0f * static_cast<float>(i) / half;  // 1 .. 8
+  kernels::rope_cos_sin(pos, n_rot, base, scale, plain.data());
+  kernels::rope_cos_sin(pos, n_rot, base, scale, ones_table.data(), ones.data());
+  expect_bitwise_equal(ones_table, plain);
+  kernels::rope_cos_sin(pos, n_rot, base, scale, table.data(), factors.data());
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = pos * scale * std::pow(double{base}, -2.0 * i / n_rot) / factors[i];
+    const double tol = 1e-6 + 4 * kEps * (i + 2) * angle;
+    EXPECT_NEAR(table[i], std::cos(angle), tol) << "pair " << i;
+    EXPECT_NEAR(table[half + i], std::sin(angle), tol) << "pair " << i;
+  }
+  EXPECT_NE(table[1], plain[1]);  // the factors took effect
+}
+
 TEST(Rope, SimdMatchesScalar) {
   // The SIMD rotation fuses one product into an FMA: within ~1 ulp of the products (|x| <= 2).
   for (int64_t head_dim : {16, 32, 64, 128, 256}) {
@@ -293,6 +329,256 @@ TEST(Rope, SimdMatchesScalar) {
             for (int64_t i = n_rot; i < head_dim; ++i) ASSERT_EQ(got[h * head_dim + i], x[h * head_dim + i]);
         }
       }
+    }
+  }
+}
+
+// ---- layernorm -----------------------------------------------------------------------------------
+
+// LayerNorm of one row in double precision: the independent reference for the scalar oracle.
+std::vector<double> layernorm_double(const std::vector<float>& x, const std::vector<float>& w,
+                                     const std::vector<float>& b, double eps) {
+  const size_t n = x.size();
+  double mean = 0, var = 0;
+  for (float v : x) mean += v;
+  mean /= static_cast<double>(n);
+  for (float v : x) var += (v - mean) * (v - mean);
+  var /= static_cast<double>(n);
+  std::vector<double> y(n);
+  for (size_t i = 0; i < n; ++i) y[i] = (x[i] - mean) / std::sqrt(var + eps) * w[i] + b[i];
+  return y;
+}
+
+TEST(LayerNorm, ScalarHandComputed) {
+  // x = 1..4: mean 2.5, variance 1.25.
+  const std::vector<float> x = {1, 2, 3, 4}, w = {1, 2, 1, 0.5f}, b = {0, 0, 1, -1};
+  std::vector<float> y(4);
+  ref().layernorm_row(x.data(), w.data(), b.data(), 4, 0.0f, y.data());
+  const double s = 1.0 / std::sqrt(1.25);
+  expect_close(y, {float(-1.5 * s), float(-0.5 * s * 2), float(0.5 * s + 1), float(1.5 * s * 0.5 - 1)}, 1e-7f, 2e-7f);
+  // A constant row is all bias (eps keeps 0 / sqrt(eps) finite); eps enters under the square root.
+  const std::vector<float> c = {7, 7, 7, 7};
+  ref().layernorm_row(c.data(), w.data(), b.data(), 4, 1e-5f, y.data());
+  expect_bitwise_equal(y, b);
+  const std::vector<float> pm = {-1, 1}, ones = {1, 1}, zeros = {0, 0};  // variance 1, eps 3 -> 1 / 2
+  ref().layernorm_row(pm.data(), ones.data(), zeros.data(), 2, 3.0f, y.data());
+  EXPECT_FLOAT_EQ(y[0], -0.5f);
+  EXPECT_FLOAT_EQ(y[1], 0.5f);
+}
+
+TEST(LayerNorm, ScalarMatchesDoublePrecision) {
+  // Rows with a DC offset exercise the two-pass (centred) variance: the f32 error is that of x -
+  // mean, a few ulp of the offset relative to the spread.
+  for (int64_t n : kAwkwardLengths) {
+    if (n == 0) continue;
+    for (float offset : {0.0f, 40.0f}) {
+      SCOPED_TRACE(fmt::format("n={} offset={}", n, offset));
+      std::vector<float> x = random_vec(n, -2, 2, 100 + n);
+      for (float& v : x) v += offset;
+      const std::vector<float> w = random_vec(n, 0.5f, 1.5f, 101 + n), b = random_vec(n, -1, 1, 102 + n);
+      std::vector<float> y(n);
+      ref().layernorm_row(x.data(), w.data(), b.data(), n, 1e-5f, y.data());
+      const std::vector<double> want = layernorm_double(x, w, b, 1e-5f);
+      const double tol = 8 * kEps * (1 + offset);  // |w| <= 1.5, |y - b| <= sqrt(n) in normalised units
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], want[i], tol * (1 + std::fabs(want[i]))) << "at " << i;
+    }
+  }
+}
+
+TEST(LayerNorm, SimdMatchesScalar) {
+  // Only the double summation order differs: the f32 mean / variance may move by an ulp.
+  for (int64_t n : kAwkwardLengths) {
+    if (n == 0) continue;
+    std::vector<float> x = random_vec(n, -3, 3, 110 + n);
+    for (float& v : x) v += 0.75f;
+    const std::vector<float> w = random_vec(n, 0.5f, 1.5f, 111 + n), b = random_vec(n, -1, 1, 112 + n);
+    std::vector<float> want(n);
+    ref().layernorm_row(x.data(), w.data(), b.data(), n, 1e-5f, want.data());
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got(n);
+      elementwise_kernels(isa).layernorm_row(x.data(), w.data(), b.data(), n, 1e-5f, got.data());
+      expect_close(got, want, 1e-6f, 1e-6f);
+      std::vector<float> inplace = x;  // y aliasing x
+      elementwise_kernels(isa).layernorm_row(inplace.data(), w.data(), b.data(), n, 1e-5f, inplace.data());
+      expect_close(inplace, want, 1e-6f, 1e-6f);
+    }
+  }
+}
+
+// ---- gelu / geglu --------------------------------------------------------------------------------
+
+double gelu_double(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
+}
+
+// The f32 GELU evaluations agree to a few ulp of max(|y|, |x| / 2): 0.5 x (1 + tanh(u)) loses the
+// low bits of 1 + tanh(u) for u << 0, which scale with |x| / 2.
+void expect_gelu_close(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& x,
+                       const std::vector<float>& up, float ulps) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const float u = up.empty() ? 1.0f : std::fabs(up[i]);
+    ASSERT_LE(std::fabs(got[i] - want[i]), ulps * kEps * (std::fabs(want[i]) + 0.5f * std::fabs(x[i]) * u) + 1e-37f)
+        << "at index " << i << ": x = " << x[i] << ": " << got[i] << " vs " << want[i];
+  }
+}
+
+TEST(Gelu, ScalarHandComputed) {
+  // Tanh-approximation values from Python (math.tanh in double).
+  const std::vector<float> x = {0.0f, 1.0f, -1.0f, 2.0f, -3.0f, 0.5f, 20.0f, -20.0f};
+  std::vector<float> y(x.size());
+  ref().gelu(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  expect_close(y, {0.0f, 0.8411919906082768f, -0.15880800939172324f, 1.954597694087775f, -0.0036373920817729943f,
+                   0.34571400982514394f, 20.0f, 0.0f},
+               1e-7f, 1e-6f);
+  const std::vector<float> up = {3, 3, 3, 3, 3, 3, 3, 3};
+  std::vector<float> gated(x.size());
+  ref().geglu(x.data(), up.data(), gated.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(gated[i], y[i] * 3.0f) << "at " << i;
+}
+
+TEST(Gelu, ScalarMatchesDoublePrecision) {
+  const std::vector<float> x = random_vec(20000, -12, 12, 120);
+  std::vector<float> y(x.size());
+  ref().gelu(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = static_cast<float>(gelu_double(x[i]));
+  expect_gelu_close(y, want, x, {}, 2);
+}
+
+TEST(Gelu, SimdMatchesScalar) {
+  for (int64_t n : kAwkwardLengths) {
+    const std::vector<float> x = random_vec(n, -12, 12, 130 + n), up = random_vec(n, -2, 2, 131 + n);
+    std::vector<float> want(n), want_gated(n);
+    ref().gelu(x.data(), want.data(), n);
+    ref().geglu(x.data(), up.data(), want_gated.data(), n);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      const ElementwiseKernels& k = elementwise_kernels(isa);
+      std::vector<float> got(n), inplace = x;
+      k.gelu(x.data(), got.data(), n);
+      expect_gelu_close(got, want, x, {}, 3);
+      k.gelu(inplace.data(), inplace.data(), n);
+      expect_gelu_close(inplace, want, x, {}, 3);
+      std::vector<float> gated(n), gated_inplace = up;  // out aliasing up
+      k.geglu(x.data(), up.data(), gated.data(), n);
+      expect_gelu_close(gated, want_gated, x, up, 3);
+      k.geglu(x.data(), gated_inplace.data(), gated_inplace.data(), n);
+      expect_gelu_close(gated_inplace, want_gated, x, up, 3);
+    }
+  }
+}
+
+TEST(Gelu, EdgeCasesAgreeAcrossIsas) {
+  const std::vector<float> x = {0.0f, -0.0f, 1e-30f, -1e-30f, 10.0f, -10.0f, 1e20f, -1e20f, kInf, -kInf,
+                                std::numeric_limits<float>::quiet_NaN()};
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> y(x.size());
+    elementwise_kernels(isa).gelu(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_EQ(y[1], 0.0f);
+    EXPECT_FLOAT_EQ(y[2], 0.5e-30f);
+    EXPECT_FLOAT_EQ(y[3], -0.5e-30f);
+    EXPECT_FLOAT_EQ(y[4], 10.0f);
+    EXPECT_NEAR(y[5], 0.0f, 1e-30f);  // the reference's 1 + tanh(u) rounds to 0; the sigmoid form ~-1e-37
+    EXPECT_EQ(y[6], 1e20f);
+    EXPECT_EQ(y[7], 0.0f);
+    EXPECT_EQ(y[8], kInf);
+    EXPECT_TRUE(std::isnan(y[9])) << "-inf * 0";
+    EXPECT_TRUE(std::isnan(y[10]));
+  }
+}
+
+// ---- softcap / scale -----------------------------------------------------------------------------
+
+TEST(Softcap, ScalarHandComputedAndDoublePrecision) {
+  const std::vector<float> x = {0.0f, 45.0f, -3.0f, 1e6f, -kInf};
+  std::vector<float> y(x.size());
+  ref().softcap(x.data(), y.data(), static_cast<int64_t>(x.size()), 30.0f);
+  expect_close(y, {0.0f, 27.154447609345993f, -2.9900398387486744f, 30.0f, -30.0f}, 0, 2e-7f);
+
+  // cap tanh(x / cap) with x / cap rounded twice (x * f32(1 / cap)): within 8 ulp of |y| (see
+  // elementwise.h; |x| sech^2(x / cap) <= 1.31 |y| bounds the argument error's effect).
+  for (float cap : {1.0f, 30.0f, 50.0f}) {
+    const std::vector<float> xs = random_vec(20000, -6 * cap, 6 * cap, 140 + static_cast<uint32_t>(cap));
+    std::vector<float> ys(xs.size());
+    ref().softcap(xs.data(), ys.data(), static_cast<int64_t>(xs.size()), cap);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double want = cap * std::tanh(static_cast<double>(xs[i]) / cap);
+      ASSERT_NEAR(ys[i], want, 8 * kEps * std::fabs(want)) << "cap " << cap << ", x = " << xs[i];
+    }
+  }
+}
+
+TEST(Softcap, SimdTanhWithinThreeUlpOfTanhf) {
+  // cap = 1 makes softcap plain tanh: a dense scan over both branches of the SIMD tanh.
+  std::vector<float> t;
+  for (int i = -200000; i <= 200000; ++i) t.push_back(static_cast<float>(i) * 5e-5f);  // [-10, 10]
+  for (float v : {1e-30f, -1e-30f, 1e-7f, 0.6249999f, 0.625f, -0.625f, 9.0f, 44.0f, 89.0f})
+    t.push_back(v);
+  std::vector<float> want(t.size());
+  for (size_t i = 0; i < t.size(); ++i) want[i] = std::tanh(t[i]);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> got(t.size());
+    elementwise_kernels(isa).softcap(t.data(), got.data(), static_cast<int64_t>(t.size()), 1.0f);
+    int64_t worst = 0;
+    for (size_t i = 0; i < t.size(); ++i) worst = std::max(worst, ulp_distance(got[i], want[i]));
+    EXPECT_LE(worst, 3) << "max ulp distance to tanhf";
+  }
+}
+
+TEST(Softcap, SimdMatchesScalar) {
+  for (int64_t n : kAwkwardLengths) {
+    std::vector<float> x = random_vec(n, -150, 150, 150 + n);
+    for (int64_t i = 0; i < n; i += 3) x[i] *= 0.01f;  // small arguments: the polynomial branch
+    std::vector<float> want(n);
+    ref().softcap(x.data(), want.data(), n, 30.0f);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got(n), inplace = x;
+      elementwise_kernels(isa).softcap(x.data(), got.data(), n, 30.0f);
+      elementwise_kernels(isa).softcap(inplace.data(), inplace.data(), n, 30.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_LE(ulp_distance(got[i], want[i]), 4) << "x = " << x[i] << ": " << got[i] << " vs " << want[i];
+        ASSERT_EQ(inplace[i], got[i]) << "at " << i;
+      }
+    }
+  }
+}
+
+TEST(Softcap, EdgeCasesAgreeAcrossIsas) {
+  const std::vector<float> x = {0.0f, -0.0f, 1e-30f, kInf, -kInf, 1e30f, std::numeric_limits<float>::quiet_NaN()};
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    std::vector<float> y(x.size());
+    elementwise_kernels(isa).softcap(x.data(), y.data(), static_cast<int64_t>(x.size()), 50.0f);
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_TRUE(std::signbit(y[1])) << "tanh(-0) = -0";
+    EXPECT_FLOAT_EQ(y[2], 1e-30f);
+    EXPECT_EQ(y[3], 50.0f);
+    EXPECT_EQ(y[4], -50.0f);
+    EXPECT_EQ(y[5], 50.0f);
+    EXPECT_TRUE(std::isnan(y[6]));
+  }
+}
+
+TEST(Scale, CorrectlyRoundedAndExactAcrossIsas) {
+  for (int64_t n : kAwkwardLengths) {
+    const std::vector<float> x = random_vec(n, -100, 100, 160 + n);
+    const float s = 45.254833995939045f;  // sqrt(2048), Gemma's embedding scale
+    std::vector<float> want(n);
+    for (int64_t i = 0; i < n; ++i)  // the f32 product is the double product (exact) rounded once
+      want[i] = static_cast<float>(static_cast<double>(x[i]) * static_cast<double>(s));
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(fmt::format("{} n={}", isa_name(isa), n));
+      std::vector<float> got(n), inplace = x;
+      elementwise_kernels(isa).scale(x.data(), got.data(), n, s);
+      expect_bitwise_equal(got, want);
+      elementwise_kernels(isa).scale(inplace.data(), inplace.data(), n, s);
+      expect_bitwise_equal(inplace, want);
     }
   }
 }
@@ -361,6 +647,86 @@ TEST(ElementwiseOps, MatchScalarReferenceForEveryIsa) {
   }
 }
 
+TEST(ElementwiseOps, LayerNormActivationsAndRopeFactorsMatchScalarReferenceForEveryIsa) {
+  ActiveIsaGuard guard;
+  ThreadPool pool(2);
+  const int64_t rows = 9, n = 4097;  // enough work to be split over both threads
+  const std::vector<float> xv = random_vec(rows * n, -3, 3, 60), uv = random_vec(rows * n, -2, 2, 61);
+  const std::vector<float> wv = random_vec(n, 0.5f, 1.5f, 62), bv = random_vec(n, -1, 1, 63);
+  const float cap = 30.0f, s = 45.25f;
+  const std::vector<float> big = random_vec(rows * n, -100, 100, 64);  // soft-capping input
+
+  std::vector<float> want_norm(rows * n), want_gelu(rows * n), want_geglu(rows * n), want_cap(rows * n),
+      want_scale(rows * n);
+  for (int64_t r = 0; r < rows; ++r)
+    ref().layernorm_row(xv.data() + r * n, wv.data(), bv.data(), n, 1e-5f, want_norm.data() + r * n);
+  ref().gelu(xv.data(), want_gelu.data(), rows * n);
+  ref().geglu(xv.data(), uv.data(), want_geglu.data(), rows * n);
+  ref().softcap(big.data(), want_cap.data(), rows * n, cap);
+  ref().scale(xv.data(), want_scale.data(), rows * n, s);
+
+  // rope with frequency factors: (n_tokens 4, n_heads 4, head_dim 64), n_rot 64.
+  const int64_t n_tok = 4, n_heads = 4, head_dim = 64;
+  const std::vector<int32_t> pos = {0, 3, 511, 8000};
+  const std::vector<float> rv = random_vec(n_tok * n_heads * head_dim, -1, 1, 65);
+  const std::vector<float> factors = random_vec(head_dim / 2, 1.0f, 40.0f, 66);
+  ops::RopeParams rp;
+  rp.n_rot = head_dim;
+  rp.freq_base = 500000.0f;
+  rp.mode = ops::RopeMode::Neox;
+  rp.freq_factors = factors.data();
+  std::vector<float> want_rope = rv;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    std::vector<float> cs(rp.n_rot);
+    kernels::rope_cos_sin(static_cast<float>(pos[t]), rp.n_rot, rp.freq_base, rp.freq_scale, cs.data(),
+                          factors.data());
+    ref().rope_rows(want_rope.data() + t * n_heads * head_dim, n_heads, head_dim, rp.n_rot, true, cs.data());
+  }
+
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    set_active_isa(isa);
+    const Tensor x = tensor_from({rows, n}, xv), w = tensor_from({n}, wv), b = tensor_from({n}, bv);
+    const Tensor u = tensor_from({rows, n}, uv);
+
+    Tensor y = tensor_from({rows, n}, xv);
+    ops::layernorm(y, w, b, 1e-5f, y, pool);  // in place, as the model does
+    expect_close(values_of(y), want_norm, 1e-6f, 1e-6f);
+
+    Tensor g = tensor_from({rows, n}, xv);
+    ops::gelu_inplace(g, pool);
+    expect_gelu_close(values_of(g), want_gelu, xv, {}, 3);
+
+    Tensor gg = tensor_from({rows, n}, xv);
+    ops::geglu(gg, u, gg, pool);  // out aliasing gate
+    expect_gelu_close(values_of(gg), want_geglu, xv, uv, 3);
+
+    Tensor c = tensor_from({rows, n}, big);
+    ops::softcap_inplace(c, cap, pool);
+    const std::vector<float> got_cap = values_of(c);
+    for (size_t i = 0; i < got_cap.size(); ++i) ASSERT_LE(ulp_distance(got_cap[i], want_cap[i]), 4) << "at " << i;
+
+    Tensor sc = tensor_from({rows, n}, xv);
+    ops::scale_inplace(sc, s, pool);
+    expect_bitwise_equal(values_of(sc), want_scale);
+
+    Tensor r = tensor_from({n_tok, n_heads, head_dim}, rv);
+    ops::rope(r, pos.data(), rp, pool);
+    expect_close(values_of(r), want_rope, 1e-6f, 0);
+  }
+}
+
+TEST(ElementwiseOps, EmptyTensorsAreNoOps) {
+  ThreadPool pool(1);
+  Tensor x = Tensor::empty(DType::F32, {0, 8}), w = Tensor::empty(DType::F32, {8}), b = Tensor::empty(DType::F32, {8});
+  ops::layernorm(x, w, b, 1e-5f, x, pool);
+  ops::geglu(x, x, x, pool);
+  ops::gelu_inplace(x, pool);
+  ops::softcap_inplace(x, 30.0f, pool);
+  ops::scale_inplace(x, 2.0f, pool);
+  EXPECT_EQ(x.numel(), 0);
+}
+
 // ---- validation ----------------------------------------------------------------------------------
 
 TEST(ElementwiseOps, RejectBadArguments) {
@@ -400,6 +766,55 @@ TEST(ElementwiseOps, RejectBadArguments) {
   expect_invalid([&] { ops::rope(x, pos, p, pool); }, {"rope", "(2, 64)", "3 dims"});
   p.freq_base = 0.0f;
   expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_base 0"});
+  p.freq_base = 10000.0f;
+  std::vector<float> factors(8, 1.0f);
+  p.freq_factors = factors.data();
+  factors[5] = 0.0f;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_factors[5] = 0", "> 0"});
+  factors[5] = 1.0f;
+  factors[7] = std::numeric_limits<float>::infinity();
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_factors[7] = inf", "finite"});
+  factors[7] = std::numeric_limits<float>::quiet_NaN();
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_factors[7] = nan"});
+  factors[7] = -2.0f;
+  expect_invalid([&] { ops::rope(r, pos, p, pool); }, {"rope", "freq_factors[7] = -2"});
+}
+
+TEST(ElementwiseOps, RejectBadLayerNormAndActivationArguments) {
+  ThreadPool pool(1);
+  Tensor x = Tensor::empty(DType::F32, {2, 64}), y = Tensor::empty(DType::F32, {2, 64});
+  Tensor w = Tensor::empty(DType::F32, {64}), b = Tensor::empty(DType::F32, {64});
+  Tensor v32 = Tensor::empty(DType::F32, {32}), h = Tensor::empty(DType::F16, {2, 64});
+  Tensor h64 = Tensor::empty(DType::F16, {64});
+
+  expect_invalid([&] { ops::layernorm(x, w, v32, 1e-5f, y, pool); }, {"layernorm", "b", "(32)", "(64)"});
+  expect_invalid([&] { ops::layernorm(x, v32, b, 1e-5f, y, pool); }, {"layernorm", "w", "(32)", "(64)"});
+  expect_invalid([&] { ops::layernorm(x, w, h64, 1e-5f, y, pool); }, {"layernorm", "b", "f16", "f32"});
+  expect_invalid([&] { ops::layernorm(h, w, b, 1e-5f, y, pool); }, {"layernorm", "x", "f16", "f32"});
+  expect_invalid([&] { ops::layernorm(x, w, b, 1e-5f, w, pool); }, {"layernorm", "y", "(64)", "(2, 64)"});
+  expect_invalid([&] { ops::layernorm(x, w, b, -1.0f, y, pool); }, {"layernorm", "eps", "-1"});
+  expect_invalid([&] { ops::layernorm(x, w, b, std::numeric_limits<float>::quiet_NaN(), y, pool); },
+                 {"layernorm", "eps", "nan"});
+  Tensor shifted(DType::F32, {2, 64}, x.data_as<float>() + 1);  // partially overlaps x
+  expect_invalid([&] { ops::layernorm(x, w, b, 1e-5f, shifted, pool); }, {"layernorm", "overlaps x"});
+  Tensor b_in_y(DType::F32, {64}, y.data_as<float>() + 64);  // b is y's second row
+  expect_invalid([&] { ops::layernorm(x, w, b_in_y, 1e-5f, y, pool); }, {"layernorm", "y overlaps b"});
+  Tensor on_cuda(DType::F32, {64}, b.data(), {}, Device::CUDA);
+  expect_invalid([&] { ops::layernorm(x, w, on_cuda, 1e-5f, y, pool); }, {"layernorm", "b", "CUDA"});
+
+  Tensor up = Tensor::empty(DType::F32, {2, 63});
+  expect_invalid([&] { ops::geglu(x, up, y, pool); }, {"geglu", "up", "(2, 63)", "(2, 64)"});
+  expect_invalid([&] { ops::geglu(x, y, h, pool); }, {"geglu", "out", "f16"});
+  expect_invalid([&] { ops::geglu(x, y, shifted, pool); }, {"geglu", "out", "overlaps gate"});
+  expect_invalid([&] { ops::gelu_inplace(h, pool); }, {"gelu_inplace", "x", "f16", "f32"});
+  expect_invalid([&] { ops::softcap_inplace(h, 30.0f, pool); }, {"softcap_inplace", "x", "f16"});
+  expect_invalid([&] { ops::softcap_inplace(x, 0.0f, pool); }, {"softcap_inplace", "cap 0", "> 0"});
+  expect_invalid([&] { ops::softcap_inplace(x, -30.0f, pool); }, {"softcap_inplace", "cap -30"});
+  expect_invalid([&] { ops::softcap_inplace(x, std::numeric_limits<float>::infinity(), pool); },
+                 {"softcap_inplace", "cap inf", "finite"});
+  expect_invalid([&] { ops::scale_inplace(h, 2.0f, pool); }, {"scale_inplace", "x", "f16"});
+  expect_invalid([&] { ops::scale_inplace(x, std::numeric_limits<float>::quiet_NaN(), pool); },
+                 {"scale_inplace", "scale nan", "finite"});
 }
 
 }  // namespace

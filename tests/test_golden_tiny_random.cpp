@@ -30,6 +30,15 @@ const Case kCases[] = {
     {"mistral", "mistral", "mistral/gguf/model.gguf", "mistral/golden/{}.json", 1e-3},
     // GGUF arch "qwen2": q/k/v biases, NEOX RoPE, tied embeddings, theta 1e6; sequences without BOS.
     {"qwen2", "qwen2", "qwen2/gguf/model.gguf", "qwen2/golden/{}.json", 1e-3},
+    // GGUF arch "phi3": fused attn_qkv and ffn_up (gate rows first), NEOX RoPE, GQA 4/2.
+    {"phi3", "phi3", "phi3/gguf/model.gguf", "phi3/golden/{}.json", 1e-3},
+    // GGUF arch "gpt2": LayerNorm with biases, learned positions, GELU MLP, fused QKV with bias, tied.
+    {"gpt2", "gpt2", "gpt2/gguf/model.gguf", "gpt2/golden/{}.json", 1e-3},
+    // GGUF arch "gemma": GeGLU, embeddings x sqrt(n_embd), (1+w) norms stored with the 1, head_dim 32.
+    {"gemma", "gemma", "gemma/gguf/model.gguf", "gemma/golden/{}.json", 1e-3},
+    // GGUF arch "gemma2": alternating sliding-window/global layers, attention and final soft-capping,
+    // post-attention and post-FFN norms.
+    {"gemma2", "gemma2", "gemma2/gguf/model.gguf", "gemma2/golden/{}.json", 1e-3},
 };
 
 std::string golden_json(const Case& c, const std::string& seq) {

@@ -81,7 +81,8 @@ TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyRandom, HfGolden, ::testing::Values("llama", "mistral", "qwen2"),
+INSTANTIATE_TEST_SUITE_P(TinyRandom, HfGolden, ::testing::Values("llama", "mistral", "qwen2", "phi3", "gpt2", "gemma",
+                                                                   "gemma2", "llama_quant"),
                          [](const auto& info) { return std::string(info.param); });
 
 // ---- malformed checkpoints ---------------------------------------------------------------------

@@ -68,6 +68,34 @@ __m256 swiglu_ps(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
+// gelu(x) = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) x (1 + 0.044715 x^2). The
+// sigmoid form has no cancellation for u << 0; exp's clamping gives gelu(+big) = x, gelu(-big) = -0.
+__m256 gelu_ps(__m256 x) {
+  const __m256 inner = _mm256_mul_ps(x, _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), x), x,
+                                                        _mm256_set1_ps(1.0f)));
+  const __m256 e = exp_ps(_mm256_mul_ps(inner, _mm256_set1_ps(-2.0f * 0.79788456080286535587989211986876f)));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+// tanh(t): with a = |t|, the Cephes tanhf odd polynomial a + a^3 P(a^2) for a < 0.625, else
+// 1 - 2 / (exp(2a) + 1); then the sign of t. Within 2 ulp of tanhf; tanh(+-inf) = +-1, NaN stays NaN.
+__m256 tanh_ps(__m256 t) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_andnot_ps(sign, t);
+  const __m256 z = _mm256_mul_ps(a, a);
+  __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
+  const __m256 e = exp_ps(_mm256_add_ps(a, a));
+  const __m256 large = _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                                     _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  const __m256 r = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+  return _mm256_or_ps(r, _mm256_and_ps(sign, t));
+}
+
 // Rotates pairs [i, half) of one row, fused like the vector path:
 // x0' = fma(x0, cos, -x1 sin), x1' = fma(x0, sin, x1 cos).
 void rope_pairs_tail(float* row, int64_t i, int64_t half, int64_t stride, int64_t offset, const float* cos,
@@ -104,6 +132,48 @@ void rmsnorm_row_avx2(const float* x, const float* w, int64_t n, float eps, floa
     const __m256i m = tail_mask(n - i);
     _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs),
                                                 _mm256_maskload_ps(w + i, m)));
+  }
+}
+
+void layernorm_row_avx2(const float* x, const float* w, const float* b, int64_t n, float eps, float* y) {
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    acc0 = add_widened(acc0, _mm256_loadu_ps(x + i));
+    acc1 = add_widened(acc1, _mm256_loadu_ps(x + i + kW));
+  }
+  for (; i < n; i += kW) acc0 = add_widened(acc0, _mm256_maskload_ps(x + i, tail_mask(n - i)));  // 0 past n
+  const float mean = static_cast<float>(hsum(_mm256_add_pd(acc0, acc1))) / static_cast<float>(n);
+
+  // y = x - mean; sum of the f32 squares in double.
+  const __m256 vmean = _mm256_set1_ps(mean);
+  acc0 = _mm256_setzero_pd();
+  acc1 = _mm256_setzero_pd();
+  for (i = 0; i + kW <= n; i += kW) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmean);
+    _mm256_storeu_ps(y + i, d);
+    const __m256 d2 = _mm256_mul_ps(d, d);
+    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(d2)));
+    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(d2, 1)));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmean), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(y + i, m, d);
+    acc0 = add_widened(acc0, _mm256_mul_ps(d, d));
+  }
+  const float variance = static_cast<float>(hsum(_mm256_add_pd(acc0, acc1)) / static_cast<double>(n));
+  const float scale = 1.0f / _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(variance + eps)));
+
+  // y = ((y * scale) * w) + b, unfused like ggml_norm, ggml_mul, ggml_add.
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (i = 0; i + kW <= n; i += kW)
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + i), vs), _mm256_loadu_ps(w + i)),
+                                          _mm256_loadu_ps(b + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 yv = _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(y + i, m), vs), _mm256_maskload_ps(w + i, m));
+    _mm256_maskstore_ps(y + i, m, _mm256_add_ps(yv, _mm256_maskload_ps(b + i, m)));
   }
 }
 
@@ -159,6 +229,49 @@ void swiglu_avx2(const float* gate, const float* up, float* out, int64_t n) {
   if (i < n) {
     const __m256i m = tail_mask(n - i);
     _mm256_maskstore_ps(out + i, m, swiglu_ps(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+  }
+}
+
+void gelu_avx2(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) _mm256_storeu_ps(y + i, gelu_ps(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, gelu_ps(_mm256_maskload_ps(x + i, m)));
+  }
+}
+
+void geglu_avx2(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(gelu_ps(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(out + i, m,
+                        _mm256_mul_ps(gelu_ps(_mm256_maskload_ps(gate + i, m)), _mm256_maskload_ps(up + i, m)));
+  }
+}
+
+void softcap_avx2(const float* x, float* y, int64_t n, float cap) {
+  const __m256 vcap = _mm256_set1_ps(cap), inv = _mm256_set1_ps(1.0f / cap);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(tanh_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), inv)), vcap));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(tanh_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv)), vcap));
+  }
+}
+
+void scale_avx2(const float* x, float* y, int64_t n, float s) {
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW)
+    for (int64_t j = i; j < i + 4 * kW; j += kW) _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), vs));
+  for (; i + kW <= n; i += kW) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), vs));
   }
 }
 

@@ -39,6 +39,33 @@ __m512 swiglu_ps(__m512 g, __m512 u) {
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
+// gelu(x) = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) x (1 + 0.044715 x^2). The
+// sigmoid form has no cancellation for u << 0; exp's clamping gives gelu(+big) = x, gelu(-big) = -0.
+__m512 gelu_ps(__m512 x) {
+  const __m512 inner = _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), x,
+                                                        _mm512_set1_ps(1.0f)));
+  const __m512 e = exp_ps(_mm512_mul_ps(inner, _mm512_set1_ps(-2.0f * 0.79788456080286535587989211986876f)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// tanh(t): with a = |t|, the Cephes tanhf odd polynomial a + a^3 P(a^2) for a < 0.625, else
+// 1 - 2 / (exp(2a) + 1); then the sign of t. Within 2 ulp of tanhf; tanh(+-inf) = +-1, NaN stays NaN.
+__m512 tanh_ps(__m512 t) {
+  const __m512 a = _mm512_abs_ps(t);
+  const __m512 z = _mm512_mul_ps(a, a);
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), a, a);
+  const __m512 e = exp_ps(_mm512_add_ps(a, a));
+  const __m512 large = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                                     _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+  const __m512 r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), large, small);
+  return _mm512_or_ps(r, _mm512_and_ps(_mm512_set1_ps(-0.0f), t));
+}
+
 // acc += double(v), both halves.
 __m512d add_widened(__m512d acc, __m512 v) {
   acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
@@ -81,6 +108,48 @@ void rmsnorm_row_avx512(const float* x, const float* w, int64_t n, float eps, fl
     const __mmask16 m = tail_mask(n - i);
     _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs),
                                                   _mm512_maskz_loadu_ps(m, w + i)));
+  }
+}
+
+void layernorm_row_avx512(const float* x, const float* w, const float* b, int64_t n, float eps, float* y) {
+  __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    acc0 = add_widened(acc0, _mm512_loadu_ps(x + i));
+    acc1 = add_widened(acc1, _mm512_loadu_ps(x + i + kW));
+  }
+  for (; i < n; i += kW) acc0 = add_widened(acc0, _mm512_maskz_loadu_ps(tail_mask(n - i < kW ? n - i : kW), x + i));
+  const float mean = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1))) / static_cast<float>(n);
+
+  // y = x - mean; sum of the f32 squares in double.
+  const __m512 vmean = _mm512_set1_ps(mean);
+  acc0 = _mm512_setzero_pd();
+  acc1 = _mm512_setzero_pd();
+  for (i = 0; i + kW <= n; i += kW) {
+    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vmean);
+    _mm512_storeu_ps(y + i, d);
+    const __m512 d2 = _mm512_mul_ps(d, d);
+    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(d2)));
+    acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(d2, 1)));
+  }
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vmean);  // 0 past n
+    _mm512_mask_storeu_ps(y + i, m, d);
+    acc0 = add_widened(acc0, _mm512_mul_ps(d, d));
+  }
+  const float variance = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1)) / static_cast<double>(n));
+  const float scale = 1.0f / _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(variance + eps)));
+
+  // y = ((y * scale) * w) + b, unfused like ggml_norm, ggml_mul, ggml_add.
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (i = 0; i + kW <= n; i += kW)
+    _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(y + i), vs), _mm512_loadu_ps(w + i)),
+                                          _mm512_loadu_ps(b + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 yv = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, y + i), vs), _mm512_maskz_loadu_ps(m, w + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(yv, _mm512_maskz_loadu_ps(m, b + i)));
   }
 }
 
@@ -133,6 +202,49 @@ void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n) {
   if (i < n) {
     const __mmask16 m = tail_mask(n - i);
     _mm512_mask_storeu_ps(out + i, m, swiglu_ps(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+void gelu_avx512(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) _mm512_storeu_ps(y + i, gelu_ps(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, gelu_ps(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void geglu_avx512(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW)
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(gelu_ps(_mm512_loadu_ps(gate + i)), _mm512_loadu_ps(up + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(out + i, m,
+                          _mm512_mul_ps(gelu_ps(_mm512_maskz_loadu_ps(m, gate + i)), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+void softcap_avx512(const float* x, float* y, int64_t n, float cap) {
+  const __m512 vcap = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW)
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(tanh_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), inv)), vcap));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(tanh_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv)), vcap));
+  }
+}
+
+void scale_avx512(const float* x, float* y, int64_t n, float s) {
+  const __m512 vs = _mm512_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW)
+    for (int64_t j = i; j < i + 4 * kW; j += kW) _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+  for (; i + kW <= n; i += kW) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vs));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
   }
 }
 

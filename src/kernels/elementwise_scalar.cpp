@@ -51,12 +51,58 @@ void add_inplace_scalar(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void rope_cos_sin(float pos, int64_t n_rot, float freq_base, float freq_scale, float* cos_sin) {
+void layernorm_row_scalar(const float* x, const float* w, const float* b, int64_t n, float eps, float* y) {
+  double sum = 0.0;  // ggml_vec_sum_f32: double accumulator, narrowed to f32
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]);
+  const float mean = static_cast<float>(sum) / static_cast<float>(n);
+  double sum2 = 0.0;  // ggml_vec_cvar_f32: y = x - mean, squares rounded to f32, summed in double
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] - mean;
+    y[i] = d;
+    sum2 += static_cast<double>(d * d);
+  }
+  const float variance = static_cast<float>(sum2 / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(variance + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = ((y[i] * scale) * w[i]) + b[i];  // ggml_norm, ggml_mul, ggml_add
+}
+
+namespace {
+
+constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+constexpr float kGeluCoefA = 0.044715f;
+
+// ggml_gelu_f32 (without ggml's f16 lookup table).
+float gelu_ref(float x) {
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kGeluCoefA * x * x)));
+}
+
+}  // namespace
+
+void gelu_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_ref(x[i]);
+}
+
+void geglu_scalar(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gelu_ref(gate[i]) * up[i];
+}
+
+void softcap_scalar(const float* x, float* y, int64_t n, float cap) {
+  const float inv_cap = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i] * inv_cap) * cap;
+}
+
+void scale_scalar(const float* x, float* y, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+}
+
+void rope_cos_sin(float pos, int64_t n_rot, float freq_base, float freq_scale, float* cos_sin,
+                  const float* freq_factors) {
   const int64_t half = n_rot / 2;
   const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
   float theta = pos;
   for (int64_t i = 0; i < half; ++i) {
-    const float angle = freq_scale * theta;
+    // ggml's rope_yarn without extrapolation mixing: freq_scale * (theta_base / freq_factor)
+    const float angle = freq_scale * (freq_factors ? theta / freq_factors[i] : theta);
     cos_sin[i] = std::cos(angle);
     cos_sin[half + i] = std::sin(angle);
     theta *= theta_scale;
@@ -84,12 +130,15 @@ void rope_rows_scalar(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
 
 namespace {
 
-constexpr ElementwiseKernels kScalar{rmsnorm_row_scalar, softmax_row_scalar, exp_scalar,
-                                     swiglu_scalar,      add_inplace_scalar, rope_rows_scalar};
-constexpr ElementwiseKernels kAvx2{rmsnorm_row_avx2, softmax_row_avx2,  exp_avx2,
-                                   swiglu_avx2,      add_inplace_avx2, rope_rows_avx2};
-constexpr ElementwiseKernels kAvx512{rmsnorm_row_avx512, softmax_row_avx512,  exp_avx512,
-                                     swiglu_avx512,      add_inplace_avx512, rope_rows_avx512};
+constexpr ElementwiseKernels kScalar{rmsnorm_row_scalar,   softmax_row_scalar, exp_scalar,   swiglu_scalar,
+                                     add_inplace_scalar,   rope_rows_scalar,   layernorm_row_scalar,
+                                     gelu_scalar,          geglu_scalar,       softcap_scalar, scale_scalar};
+constexpr ElementwiseKernels kAvx2{rmsnorm_row_avx2, softmax_row_avx2, exp_avx2,   swiglu_avx2,
+                                   add_inplace_avx2, rope_rows_avx2,   layernorm_row_avx2,
+                                   gelu_avx2,        geglu_avx2,       softcap_avx2, scale_avx2};
+constexpr ElementwiseKernels kAvx512{rmsnorm_row_avx512, softmax_row_avx512, exp_avx512,   swiglu_avx512,
+                                     add_inplace_avx512, rope_rows_avx512,   layernorm_row_avx512,
+                                     gelu_avx512,        geglu_avx512,       softcap_avx512, scale_avx512};
 
 }  // namespace
 

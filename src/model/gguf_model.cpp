@@ -3,6 +3,7 @@
 // views into the GGUF mapping.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <string_view>
 #include <unordered_map>
 
@@ -70,7 +71,19 @@ ModelConfig read_config(const GgufFile& g) {
                                   scaling));
   const double factor = g.get_float(a + "rope.scaling.factor", g.get_float(a + "rope.scale_linear", 0.0));
   c.rope.freq_scale = factor == 0.0 ? 1.f : static_cast<float>(1.0 / factor);
-  c.norm_eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon"));
+  // Llama 3.1 scaling is not a key: the converter writes the per-pair divisors as a tensor.
+  c.rope_freq_factors = g.find_tensor("rope_freqs.weight") != nullptr;
+  c.norm_eps = static_cast<float>(g.get_float(traits->norm == NormKind::LayerNorm
+                                                  ? a + "attention.layer_norm_epsilon"
+                                                  : a + "attention.layer_norm_rms_epsilon"));
+  if (traits->swa != SwaLayers::None) c.sliding_window = g.get_int(a + "attention.sliding_window", 0);
+  c.attn_softcap = static_cast<float>(g.get_float(a + "attn_logit_softcapping", 0.0));
+  c.final_softcap = static_cast<float>(g.get_float(a + "final_logit_softcapping", 0.0));
+  // No GGUF key holds the attention scale. llama.cpp picks Gemma 2's by size class: the 27B
+  // (46 layers) uses 1/sqrt(n_embd / n_head) (its query_pre_attn_scalar 144), every other size
+  // 1/sqrt(head_dim); we do the same so that its GGUFs mean what they mean to llama.cpp.
+  if (c.arch == "gemma2" && c.n_layer == 46 && c.n_head > 0 && c.n_embd / c.n_head > 0)
+    c.attn_scale = 1.f / std::sqrt(static_cast<float>(c.n_embd / c.n_head));
 
   // Vocabulary size: the tokenizer's token list, else the explicit key, else the embedding rows.
   if (const GgufValue* tokens = g.find("tokenizer.ggml.tokens")) {
@@ -122,8 +135,8 @@ void read_gguf_weights(const std::shared_ptr<GgufFile>& gguf, ModelFile& out) {
     out.tensors.emplace(e.name, g.tensor(e.name));
   });
   // Every expected tensor was found once (names are unique), so any other tensor is one the
-  // architecture does not use (biases it has no trait for, rope_freqs, ...). Ignoring it would
-  // give wrong results.
+  // architecture does not use (biases it has no trait for, Phi-3's rope_factors_long, ...).
+  // Ignoring it would give wrong results.
   if (out.tensors.size() != g.tensors().size())
     for (const GgufTensorInfo& t : g.tensors())
       if (!out.tensors.count(t.name))

@@ -8,6 +8,7 @@
 #include "contrail/model/gguf.h"
 #include "contrail/model/model_file.h"
 #include "contrail/tokenizer/vocab.h"
+#include "tokenizer/pre_tokenizer_patterns.h"
 
 namespace contrail {
 
@@ -67,6 +68,15 @@ VocabData read_gguf_vocab(const GgufFile& g) {
     v.add_bos = false;
     v.add_space_prefix = false;
     v.merges = g.get_string_array("tokenizer.ggml.merges");
+    // The pre-tokenizer name picks the split regexes and llama.cpp's per-name defaults.
+    const detail::PreTokenizerSpec* spec = detail::find_pre_tokenizer(v.pre);
+    if (!spec)
+      throw FormatError(fmt::format("{}: tokenizer.ggml.pre '{}' is not a known pre-tokenizer (known: {})", g.path(),
+                                    v.pre, detail::known_pre_tokenizer_names()));
+    v.pre_patterns = spec->patterns;
+    v.ignore_merges = spec->ignore_merges;
+    v.clean_up_spaces = spec->clean_up_spaces;
+    v.add_bos = spec->add_bos;
   } else {
     throw FormatError(fmt::format("{}: tokenizer.ggml.model '{}' is not supported (supported: 'llama', 'gpt2')",
                                   g.path(), v.model));
@@ -93,6 +103,7 @@ VocabData read_gguf_vocab(const GgufFile& g) {
   v.eos_id = read_token_id(g, "tokenizer.ggml.eos_token_id", in_range(def_eos));
   v.unk_id = read_token_id(g, "tokenizer.ggml.unknown_token_id", in_range(def_unk));
   v.pad_id = read_token_id(g, "tokenizer.ggml.padding_token_id", -1);
+  v.eot_id = read_token_id(g, "tokenizer.ggml.eot_token_id", -1);
   v.add_bos = g.get_bool("tokenizer.ggml.add_bos_token", v.add_bos);
   v.add_eos = g.get_bool("tokenizer.ggml.add_eos_token", v.add_eos);
   v.add_space_prefix = g.get_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);

@@ -1,213 +1,114 @@
-// Hugging Face checkpoint directory -> ModelFile: config.json (transformers layout) becomes the
-// ModelConfig, and the safetensors weights are renamed to the GGUF names of model_file.h and
-// viewed in place. Q/K rows are not permuted: llama's rotary layout is declared as RopeMode::Neox
-// instead (see model_file.h).
+// Hugging Face checkpoint directory -> ModelFile: config.json becomes the ModelConfig
+// (hf_config.cpp), and the safetensors weights are renamed to the GGUF names of model_file.h and
+// viewed in place. Q/K rows are not permuted: the rotary layout is declared as RopeMode::Neox
+// instead (see model_file.h). Three kinds of tensor are owned copies instead of views: GPT-2's
+// Conv1D matrices (stored (in, out), transposed here), Gemma's norms (stored w - 1, see
+// ArchTraits::hf_norm_offset) and rope_freqs.weight (computed from rope_scaling).
 #include <fmt/format.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string_view>
 
 #include "contrail/core/error.h"
-#include "contrail/core/mapped_file.h"
 #include "contrail/model/arch.h"
 #include "contrail/model/model_file.h"
 #include "contrail/model/safetensors.h"
+#include "model/hf_model.h"
 #include "model/loader_detail.h"
 
 namespace contrail {
 namespace {
 
 using nlohmann::json;
+using detail::HfLayout;
 
-// Far above any real config.json / index (a few KB resp. a few hundred KB).
-constexpr size_t kMaxJsonBytes = size_t(64) << 20;
-
-json read_json_file(const std::string& path) {
-  const std::shared_ptr<MappedFile> f = MappedFile::open(path);
-  if (f->size() > kMaxJsonBytes)
-    throw FormatError(fmt::format("{}: {} bytes, more than the {} allowed for a JSON file", path, f->size(),
-                                  kMaxJsonBytes));
-  const char* begin = reinterpret_cast<const char*>(f->data());
-  json j = json::parse(begin, begin + f->size(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw FormatError(fmt::format("{}: not valid JSON", path));
-  if (!j.is_object()) throw FormatError(fmt::format("{}: the top level is a {}, expected an object", path, j.type_name()));
-  return j;
-}
-
-// Typed, validated access to config.json fields; every error names the file, the field and the value.
-class ConfigReader {
- public:
-  ConfigReader(const json& j, std::string path) : j_(j), path_(std::move(path)) {}
-  const std::string& path() const { return path_; }
-
-  // Present and not null.
-  const json* find(const char* field) const {
-    const auto it = j_.find(field);
-    return it == j_.end() || it->is_null() ? nullptr : &*it;
-  }
-  const json& at(const char* field) const {
-    const json* v = find(field);
-    if (!v) throw FormatError(fmt::format("{}: required field '{}' is missing", path_, field));
-    return *v;
-  }
-  [[noreturn]] void wrong_type(const char* field, const json& v, const char* expected) const {
-    throw FormatError(fmt::format("{}: field '{}' is {} ({}), expected {}", path_, field, v.dump(), v.type_name(),
-                                  expected));
-  }
-
-  int64_t get_int(const char* field) const { return as_int(field, at(field)); }
-  int64_t get_int(const char* field, int64_t fallback) const {
-    const json* v = find(field);
-    return v ? as_int(field, *v) : fallback;
-  }
-  double get_float(const char* field) const { return as_float(field, at(field)); }
-  double get_float(const char* field, double fallback) const {
-    const json* v = find(field);
-    return v ? as_float(field, *v) : fallback;
-  }
-  bool get_bool(const char* field, bool fallback) const {
-    const json* v = find(field);
-    if (!v) return fallback;
-    if (!v->is_boolean()) wrong_type(field, *v, "a boolean");
-    return v->get<bool>();
-  }
-  std::string get_string(const char* field, const std::string& fallback) const {
-    const json* v = find(field);
-    if (!v) return fallback;
-    if (!v->is_string()) wrong_type(field, *v, "a string");
-    return v->get<std::string>();
-  }
-
-  int64_t as_int(const char* field, const json& v) const {
-    if (v.is_number_unsigned()) {
-      if (v.get<uint64_t>() > uint64_t(INT64_MAX)) wrong_type(field, v, "an integer within int64");
-      return static_cast<int64_t>(v.get<uint64_t>());
-    }
-    if (!v.is_number_integer()) wrong_type(field, v, "an integer");
-    return v.get<int64_t>();
-  }
-  double as_float(const char* field, const json& v) const {
-    if (!v.is_number()) wrong_type(field, v, "a number");
-    return v.get<double>();
-  }
-
- private:
-  const json& j_;
-  std::string path_;
+// Our per-layer suffix -> the checkpoint's, and whether the HF tensor is a Conv1D (in, out) matrix.
+struct LayerName {
+  std::string_view ours, hf;
+  bool conv1d = false;
 };
 
-// Our architecture for config.json's "architectures"[0], else its "model_type".
-std::string read_arch(const ConfigReader& r) {
-  static const std::pair<const char*, const char*> kClasses[] = {
-      {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "llama"}, {"Qwen2ForCausalLM", "qwen2"}};
-  static const std::pair<const char*, const char*> kModelTypes[] = {
-      {"llama", "llama"}, {"mistral", "llama"}, {"qwen2", "qwen2"}};
-  auto lookup = [&](const auto& table, const char* field, const std::string& value) {
-    std::string names;
-    for (const auto& [from, to] : table) {
-      if (value == from) return std::string(to);
-      names += (names.empty() ? "" : ", ") + std::string(from);
+// model.layers.{i}.<hf> (Llama, Mistral, Qwen2, Gemma, Gemma 2, Phi-3).
+constexpr LayerName kLlamaLayer[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+};
+// Families with ArchTraits::post_norms (Gemma 2) name the norms around each sub-layer instead; a
+// fused gate/up projection (Phi-3) is one tensor. These entries take precedence.
+constexpr LayerName kPostNormLayer[] = {
+    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+    {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+};
+constexpr LayerName kFusedGateUpLayer[] = {{"ffn_up.weight", "mlp.gate_up_proj.weight"}};
+// transformer.h.{i}.<hf> (GPT-2).
+constexpr LayerName kGpt2Layer[] = {
+    {"attn_norm.weight", "ln_1.weight"},
+    {"attn_norm.bias", "ln_1.bias"},
+    {"attn_qkv.weight", "attn.c_attn.weight", true},
+    {"attn_qkv.bias", "attn.c_attn.bias"},
+    {"attn_output.weight", "attn.c_proj.weight", true},
+    {"attn_output.bias", "attn.c_proj.bias"},
+    {"ffn_norm.weight", "ln_2.weight"},
+    {"ffn_norm.bias", "ln_2.bias"},
+    {"ffn_up.weight", "mlp.c_fc.weight", true},
+    {"ffn_up.bias", "mlp.c_fc.bias"},
+    {"ffn_down.weight", "mlp.c_proj.weight", true},
+    {"ffn_down.bias", "mlp.c_proj.bias"},
+};
+
+struct HfName {
+  std::string name;
+  bool conv1d = false;
+};
+
+// The checkpoint's name for a model_file.h weight. `base` is the checkpoint's module prefix
+// ("model." / "transformer.", or "" for checkpoints saved from the bare base model).
+HfName hf_name(const std::string& ours, const ArchTraits& tr, HfLayout layout, const std::string& base) {
+  if (ours == "output.weight") return {"lm_head.weight"};
+  const bool gpt2 = layout == HfLayout::Gpt2;
+  if (ours == "token_embd.weight") return {base + (gpt2 ? "wte.weight" : "embed_tokens.weight")};
+  if (ours == "position_embd.weight" && gpt2) return {base + "wpe.weight"};
+  if (ours == "output_norm.weight") return {base + (gpt2 ? "ln_f.weight" : "norm.weight")};
+  if (ours == "output_norm.bias" && gpt2) return {base + "ln_f.bias"};
+  if (ours.starts_with("blk.")) {
+    // "blk.{i}.<suffix>" -> "<base>layers.{i}.<hf suffix>" / "<base>h.{i}.<hf suffix>"
+    const size_t dot = ours.find('.', 4);
+    const std::string_view suffix = std::string_view(ours).substr(dot + 1);
+    const std::string layer = fmt::format("{}{}.{}.", base, gpt2 ? "h" : "layers", ours.substr(4, dot - 4));
+    auto find = [&](const auto& table) -> std::optional<HfName> {
+      for (const LayerName& n : table)
+        if (suffix == n.ours) return HfName{layer + std::string(n.hf), n.conv1d};
+      return std::nullopt;
+    };
+    std::optional<HfName> hf;
+    if (gpt2) {
+      hf = find(kGpt2Layer);
+    } else {
+      if (tr.post_norms) hf = find(kPostNormLayer);
+      if (!hf && tr.fused_gate_up) hf = find(kFusedGateUpLayer);
+      if (!hf) hf = find(kLlamaLayer);
     }
-    throw FormatError(fmt::format("{}: field '{}' is '{}', which is not supported (supported: {})", r.path(), field,
-                                  value, names));
-  };
-  if (const json* a = r.find("architectures")) {
-    if (!a->is_array() || a->empty() || !(*a)[0].is_string())
-      r.wrong_type("architectures", *a, "a non-empty array of strings");
-    if (a->size() != 1)
-      throw FormatError(fmt::format("{}: field 'architectures' is {}, expected exactly one class", r.path(), a->dump()));
-    return lookup(kClasses, "architectures", (*a)[0].get<std::string>());
+    if (hf) return *hf;
   }
-  if (r.find("model_type")) return lookup(kModelTypes, "model_type", r.get_string("model_type", ""));
-  throw FormatError(fmt::format("{}: required field 'architectures' (or 'model_type') is missing", r.path()));
-}
-
-// rope_scaling: null, or {"type" | "rope_type": "linear", "factor": > 0}.
-float read_rope_freq_scale(const ConfigReader& r) {
-  const json* s = r.find("rope_scaling");
-  if (!s) return 1.f;
-  if (!s->is_object()) r.wrong_type("rope_scaling", *s, "null or an object");
-  const auto type_it = s->contains("rope_type") ? s->find("rope_type") : s->find("type");
-  if (type_it == s->end())
-    throw FormatError(fmt::format("{}: field 'rope_scaling' is {}: it has no 'rope_type' (or 'type')", r.path(),
-                                  s->dump()));
-  if (!type_it->is_string() || type_it->get<std::string>() != "linear")
-    throw FormatError(fmt::format("{}: field 'rope_scaling' has type {}, which is not supported yet (supported: "
-                                  "\"linear\")",
-                                  r.path(), type_it->dump()));
-  const auto factor = s->find("factor");
-  if (factor == s->end() || !factor->is_number() || !(factor->get<double>() > 0))
-    throw FormatError(fmt::format("{}: field 'rope_scaling' is {}: 'factor' must be a positive number", r.path(),
-                                  s->dump()));
-  return static_cast<float>(1.0 / factor->get<double>());
-}
-
-ModelConfig read_config(const ConfigReader& r) {
-  ModelConfig c;
-  c.arch = read_arch(r);
-  // Features of the transformers classes that the traits do not describe: reject rather than
-  // silently ignore weights or change the activation.
-  const std::string act = r.get_string("hidden_act", "silu");
-  if (act != "silu")
-    throw FormatError(fmt::format("{}: field 'hidden_act' is '{}', which is not supported (supported: silu)",
-                                  r.path(), act));
-  for (const char* field : {"attention_bias", "mlp_bias"})
-    if (r.get_bool(field, false))
-      throw FormatError(fmt::format("{}: field '{}' is true, which is not supported yet", r.path(), field));
-
-  c.n_embd = r.get_int("hidden_size");
-  c.n_ff = r.get_int("intermediate_size");
-  c.n_layer = r.get_int("num_hidden_layers");
-  c.n_head = r.get_int("num_attention_heads");
-  c.n_head_kv = r.get_int("num_key_value_heads", c.n_head);
-  if (r.find("head_dim")) {
-    c.head_dim = r.get_int("head_dim");
-  } else if (c.n_head > 0) {
-    if (c.n_embd % c.n_head != 0)
-      throw FormatError(fmt::format("{}: field 'hidden_size' {} is not a multiple of 'num_attention_heads' {} and "
-                                    "'head_dim' is absent",
-                                    r.path(), c.n_embd, c.n_head));
-    c.head_dim = c.n_embd / c.n_head;
-  }
-  c.n_ctx_train = r.get_int("max_position_embeddings");
-  c.n_vocab = r.get_int("vocab_size");
-  c.norm_eps = static_cast<float>(r.get_float("rms_norm_eps"));
-  c.rope.n_rot = c.head_dim;
-  c.rope.freq_base = static_cast<float>(r.get_float("rope_theta", 10000.0));
-  c.rope.freq_scale = read_rope_freq_scale(r);
-  // HF q_proj/k_proj rows rotate halves for every supported family (GGUF llama differs: its
-  // converter permutes the rows into pairs).
-  c.rope.mode = ops::RopeMode::Neox;
-  c.tied_embeddings = r.get_bool("tie_word_embeddings", false);
-  c.validate(r.path());
-  return c;
-}
-
-// HF name of a model_file.h weight name.
-std::string hf_name(const std::string& ours) {
-  static const std::pair<std::string_view, std::string_view> kTop[] = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"}};
-  static const std::pair<std::string_view, std::string_view> kLayer[] = {
-      {"attn_norm.weight", "input_layernorm.weight"},   {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},     {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},         {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},         {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},          {"ffn_down.weight", "mlp.down_proj.weight"}};
-  for (const auto& [from, to] : kTop)
-    if (ours == from) return std::string(to);
-  // "blk.{i}.<suffix>" -> "model.layers.{i}.<hf suffix>"
-  const size_t dot = ours.find('.', 4);
-  const std::string_view suffix = std::string_view(ours).substr(dot + 1);
-  for (const auto& [from, to] : kLayer)
-    if (suffix == from) return fmt::format("model.layers.{}.{}", ours.substr(4, dot - 4), to);
-  throw Error(fmt::format("hf_name: no Hugging Face name for '{}'", ours));  // for_each_weight and this table disagree
+  throw Error(fmt::format("hf_name: no Hugging Face name for '{}'", ours));  // for_each_weight and the tables disagree
 }
 
 // The safetensors files of a checkpoint and which one holds each tensor (by HF name).
@@ -230,7 +131,7 @@ Shards open_shards(const std::filesystem::path& dir) {
                                   "(only safetensors checkpoints are supported)",
                                   dir.string()));
   const std::string ipath = index.string();
-  const json j = read_json_file(ipath);
+  const json j = detail::read_json_object_file(ipath);
   const auto map = j.find("weight_map");
   if (map == j.end() || !map->is_object())
     throw FormatError(fmt::format("{}: field 'weight_map' is missing or not an object", ipath));
@@ -261,9 +162,41 @@ Shards open_shards(const std::filesystem::path& dir) {
   return s;
 }
 
-// Non-weight buffers older transformers versions saved alongside the weights.
+// Non-weight buffers that some transformers versions saved alongside the weights: RoPE inverse
+// frequencies, GPT-2's causal-mask constants.
 bool ignorable(std::string_view hf) {
-  return hf.ends_with(".rotary_emb.inv_freq");
+  return hf.ends_with(".rotary_emb.inv_freq") || hf.ends_with(".attn.bias") || hf.ends_with(".attn.masked_bias");
+}
+
+// (in, out) -> (out, in), any plain dtype, as an owned tensor.
+Tensor transposed(const Tensor& t) {
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  Tensor out = Tensor::empty(t.dtype(), {cols, rows});
+  const size_t esize = t.row_bytes() / static_cast<size_t>(cols);
+  const auto* src = static_cast<const uint8_t*>(t.data());
+  auto* dst = static_cast<uint8_t*>(out.data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(dst + (static_cast<size_t>(c * rows + r)) * esize, src + static_cast<size_t>(r * cols + c) * esize,
+                  esize);
+  return out;
+}
+
+// w + offset of an f32 vector, as an owned tensor.
+Tensor plus(const Tensor& w, float offset) {
+  Tensor out = Tensor::empty(DType::F32, w.shape());
+  const float* src = w.data_as<float>();
+  float* dst = out.data_as<float>();
+  for (int64_t i = 0; i < w.numel(); ++i) dst[i] = src[i] + offset;
+  return out;
+}
+
+// The checkpoint's module prefix: "model." / "transformer.", or "" when it was saved from the
+// bare base model (e.g. openai-community/gpt2, whose tensors are "wte.weight", "h.0....").
+std::string module_prefix(const Shards& shards, HfLayout layout) {
+  const std::string base = layout == HfLayout::Gpt2 ? "transformer." : "model.";
+  const std::string embd = layout == HfLayout::Gpt2 ? "wte.weight" : "embed_tokens.weight";
+  return !shards.owner.count(base + embd) && shards.owner.count(embd) ? "" : base;
 }
 
 }  // namespace
@@ -274,35 +207,52 @@ ModelFile load_hf_model(const std::string& dir_str) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(cpath, ec))
     throw FormatError(fmt::format("{}: not a Hugging Face checkpoint directory: config.json is missing", dir_str));
-  const json cj = read_json_file(cpath);
+  const json cj = detail::read_json_object_file(cpath);
+  detail::HfConfig hc = detail::read_hf_config(cj, cpath);
   ModelFile m;
   m.format = ModelFormat::HuggingFace;
   m.path = dir_str;
-  m.config = read_config(ConfigReader(cj, cpath));
+  m.config = hc.config;
   const ModelConfig& c = m.config;
+  const ArchTraits& tr = arch_traits(c.arch);
   const Shards shards = open_shards(dir);
+  const std::string base = module_prefix(shards, hc.layout);
 
   std::set<std::string, std::less<>> used;  // HF names taken, to find unexpected ones
-  detail::for_each_weight(c, arch_traits(c.arch), [&](const detail::ExpectedWeight& e) {
-    const std::string hf = hf_name(e.name);
-    const auto it = shards.owner.find(hf);
+  detail::for_each_weight(c, tr, [&](const detail::ExpectedWeight& e) {
+    if (e.name == "rope_freqs.weight") {  // not in the checkpoint: computed from rope_scaling
+      Tensor t = Tensor::empty(DType::F32, e.shape);
+      std::memcpy(t.data(), hc.rope_freq_factors.data(), t.nbytes());
+      m.tensors.emplace(e.name, std::move(t));
+      return;
+    }
+    const HfName hf = hf_name(e.name, tr, hc.layout, base);
+    const auto it = shards.owner.find(hf.name);
     if (it == shards.owner.end())
       throw FormatError(fmt::format("{}: required tensor '{}' {} is missing ({} {} layers, {} tensors in the "
                                     "checkpoint)",
-                                    dir_str, hf, detail::shape_str(e.shape), c.n_layer, c.arch, shards.owner.size()));
-    const SafetensorsFile::TensorInfo& t = *it->second->find(hf);
+                                    dir_str, hf.name, detail::shape_str(e.shape), c.n_layer, c.arch,
+                                    shards.owner.size()));
+    const SafetensorsFile::TensorInfo& t = *it->second->find(hf.name);
     if (!t.dtype || !detail::supported_matrix_dtype(*t.dtype) || (e.f32_kind && *t.dtype != DType::F32))
-      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but {} must be {}", it->second->path(), hf,
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but {} must be {}", it->second->path(), hf.name,
                                     t.st_dtype, e.f32_kind ? e.f32_kind : "weight matrices",
                                     e.f32_kind ? "F32" : "F32, F16 or BF16"));
-    if (t.shape != e.shape)
+    // Conv1D matrices are stored transposed, (in, out).
+    const std::vector<int64_t> want = hf.conv1d ? std::vector<int64_t>{e.shape[1], e.shape[0]} : e.shape;
+    if (t.shape != want)
       throw FormatError(fmt::format(
           "{}: tensor '{}' has shape {}, expected {} (vocab_size {}, hidden_size {}, num_attention_heads {}, "
           "num_key_value_heads {}, head_dim {}, intermediate_size {})",
-          it->second->path(), hf, detail::shape_str(t.shape), detail::shape_str(e.shape), c.n_vocab, c.n_embd,
+          it->second->path(), hf.name, detail::shape_str(t.shape), detail::shape_str(want), c.n_vocab, c.n_embd,
           c.n_head, c.n_head_kv, c.head_dim, c.n_ff));
-    m.tensors.emplace(e.name, it->second->tensor(hf));
-    used.insert(hf);
+    Tensor view = it->second->tensor(hf.name);
+    if (hf.conv1d)
+      view = transposed(view);
+    else if (tr.hf_norm_offset != 0 && e.f32_kind && std::string_view(e.f32_kind) == "norm weights")
+      view = plus(view, tr.hf_norm_offset);
+    m.tensors.emplace(e.name, std::move(view));
+    used.insert(hf.name);
   });
   // Anything else is a weight the architecture does not use (attention_bias without the config
   // flag, an unknown family's extras): ignoring it would give wrong results. A tied checkpoint may

@@ -23,6 +23,11 @@ void check_positive(const std::string& source, const char* field, double v) {
     throw FormatError(fmt::format("{}: model config {} is {} (must be positive and finite)", source, field, v));
 }
 
+// 0 (= off) or positive and finite.
+void check_optional_positive(const std::string& source, const char* field, double v) {
+  if (v != 0) check_positive(source, field, v);
+}
+
 }  // namespace
 
 void ModelConfig::validate(const std::string& source) const {
@@ -46,6 +51,12 @@ void ModelConfig::validate(const std::string& source) const {
   check_positive(source, "rope freq_base", rope.freq_base);
   check_positive(source, "rope freq_scale", rope.freq_scale);
   check_positive(source, "norm_eps", norm_eps);
+  if (sliding_window < 0 || sliding_window > kMaxSize)
+    throw FormatError(fmt::format("{}: model config sliding_window is {} (must be 0 = none or in [1, {}])", source,
+                                  sliding_window, kMaxSize));
+  check_optional_positive(source, "attn_scale", attn_scale);
+  check_optional_positive(source, "attn_softcap", attn_softcap);
+  check_optional_positive(source, "final_softcap", final_softcap);
 }
 
 }  // namespace contrail

@@ -30,9 +30,10 @@ Transformer::Transformer(std::shared_ptr<const ModelFile> model)
     : model_(std::move(model)), traits_(&arch_traits(model_->config.arch)) {
   const ModelFile& m = *model_;
   const ModelConfig& c = m.config;
+  const ArchTraits& tr = *traits_;
   c.validate(m.path);
   // Shapes and dtype rules come from the one weight list the loaders also check against.
-  detail::for_each_weight(c, *traits_, [&](const detail::ExpectedWeight& e) {
+  detail::for_each_weight(c, tr, [&](const detail::ExpectedWeight& e) {
     const Tensor& t = m.tensor(e.name);
     if (t.shape() != e.shape)
       throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected {}", m.path, e.name, t.shape_str(),
@@ -41,27 +42,65 @@ Transformer::Transformer(std::shared_ptr<const ModelFile> model)
       throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, but {} must be f32", m.path, e.name,
                                     dtype_name(t.dtype()), e.f32_kind));
   });
+  const bool layer_norm = tr.norm == NormKind::LayerNorm;
+  // Optional tensors are fetched only when the weight list above required them.
+  auto opt = [&](bool present, const std::string& name) { return present ? m.tensor(name) : Tensor(); };
   tok_embd_ = m.tensor("token_embd.weight");
+  pos_embd_ = opt(tr.learned_pos, "position_embd.weight");
   output_norm_ = m.tensor("output_norm.weight");
+  output_norm_b_ = opt(layer_norm, "output_norm.bias");
   output_ = c.tied_embeddings ? tok_embd_ : m.tensor("output.weight");
+  rope_ = c.rope;
+  rope_freqs_ = opt(c.rope_freq_factors, "rope_freqs.weight");
+  rope_.freq_factors = c.rope_freq_factors ? rope_freqs_.data_as<float>() : nullptr;
+
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
   layers_.resize(static_cast<size_t>(c.n_layer));
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
     Layer& L = layers_[static_cast<size_t>(i)];
     L.attn_norm = m.tensor(p + "attn_norm.weight");
-    L.wq = m.tensor(p + "attn_q.weight");
-    L.wk = m.tensor(p + "attn_k.weight");
-    L.wv = m.tensor(p + "attn_v.weight");
-    if (traits_->qkv_bias) {
-      L.bq = m.tensor(p + "attn_q.bias");
-      L.bk = m.tensor(p + "attn_k.bias");
-      L.bv = m.tensor(p + "attn_v.bias");
+    L.attn_norm_b = opt(layer_norm, p + "attn_norm.bias");
+    if (tr.fused_qkv) {
+      const Tensor& w = m.tensor(p + "attn_qkv.weight");  // (q_dim + 2 kv_dim, n_embd): Q, K, V rows
+      L.wq = w.slice_rows(0, q_dim);
+      L.wk = w.slice_rows(q_dim, q_dim + kv_dim);
+      L.wv = w.slice_rows(q_dim + kv_dim, q_dim + 2 * kv_dim);
+      if (tr.qkv_bias) {
+        const Tensor& b = m.tensor(p + "attn_qkv.bias");  // (q_dim + 2 kv_dim)
+        L.bq = b.slice_rows(0, q_dim);
+        L.bk = b.slice_rows(q_dim, q_dim + kv_dim);
+        L.bv = b.slice_rows(q_dim + kv_dim, q_dim + 2 * kv_dim);
+      }
+    } else {
+      L.wq = m.tensor(p + "attn_q.weight");
+      L.wk = m.tensor(p + "attn_k.weight");
+      L.wv = m.tensor(p + "attn_v.weight");
+      L.bq = opt(tr.qkv_bias, p + "attn_q.bias");
+      L.bk = opt(tr.qkv_bias, p + "attn_k.bias");
+      L.bv = opt(tr.qkv_bias, p + "attn_v.bias");
     }
     L.wo = m.tensor(p + "attn_output.weight");
+    L.bo = opt(tr.attn_out_bias, p + "attn_output.bias");
+    L.post_attn_norm = opt(tr.post_norms, p + "post_attention_norm.weight");
     L.ffn_norm = m.tensor(p + "ffn_norm.weight");
-    L.w_gate = m.tensor(p + "ffn_gate.weight");
-    L.w_up = m.tensor(p + "ffn_up.weight");
+    L.ffn_norm_b = opt(layer_norm, p + "ffn_norm.bias");
+    if (tr.ffn == FfnKind::GeluMlp) {
+      L.w_up = m.tensor(p + "ffn_up.weight");
+    } else if (tr.fused_gate_up) {
+      const Tensor& w = m.tensor(p + "ffn_up.weight");  // (2 n_ff, n_embd): gate rows, then up rows
+      L.w_gate = w.slice_rows(0, c.n_ff);
+      L.w_up = w.slice_rows(c.n_ff, 2 * c.n_ff);
+    } else {
+      L.w_gate = m.tensor(p + "ffn_gate.weight");
+      L.w_up = m.tensor(p + "ffn_up.weight");
+    }
+    L.b_up = opt(tr.ffn_bias, p + "ffn_up.bias");
     L.w_down = m.tensor(p + "ffn_down.weight");
+    L.b_down = opt(tr.ffn_bias, p + "ffn_down.bias");
+    L.post_ffw_norm = opt(tr.post_norms, p + "post_ffw_norm.weight");
+    const bool swa = tr.swa == SwaLayers::All || (tr.swa == SwaLayers::Even && i % 2 == 0);
+    L.window = swa ? c.sliding_window : 0;
   }
 }
 
@@ -71,8 +110,6 @@ void Transformer::ensure_scratch(int64_t n) {
   x_ = Tensor::empty(DType::F32, {n, c.n_embd});
   xn_ = Tensor::empty(DType::F32, {n, c.n_embd});
   q_ = Tensor::empty(DType::F32, {n, c.n_head, c.head_dim});
-  k_ = Tensor::empty(DType::F32, {n, c.n_head_kv, c.head_dim});
-  v_ = Tensor::empty(DType::F32, {n, c.n_head_kv, c.head_dim});
   attn_ = Tensor::empty(DType::F32, {n, c.n_head, c.head_dim});
   gate_ = Tensor::empty(DType::F32, {n, c.n_ff});
   up_ = Tensor::empty(DType::F32, {n, c.n_ff});
@@ -80,15 +117,26 @@ void Transformer::ensure_scratch(int64_t n) {
   scratch_tokens_ = n;
 }
 
+void Transformer::norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, ThreadPool& pool) const {
+  if (traits_->norm == NormKind::LayerNorm)
+    ops::layernorm(x, w, b, config().norm_eps, y, pool);
+  else
+    ops::rmsnorm(x, w, config().norm_eps, y, pool);
+}
+
 void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, ThreadPool& pool,
                           std::vector<float>& logits, bool all_logits) {
   const ModelConfig& c = config();
+  const ArchTraits& tr = *traits_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t n_past = cache.n_past();
   if (n == 0) throw InvalidArgument("forward: empty token batch");
   if (n_past + n > cache.n_ctx())
     throw InvalidArgument(fmt::format("forward: {} cached + {} new tokens exceed the context size {}", n_past, n,
                                       cache.n_ctx()));
+  if (tr.learned_pos && n_past + n > c.n_ctx_train)
+    throw InvalidArgument(fmt::format("forward: {} cached + {} new tokens exceed the {} learned positions of {}",
+                                      n_past, n, c.n_ctx_train, c.arch));
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= c.n_vocab)
       throw InvalidArgument(fmt::format("forward: token id {} at index {} outside [0, {})", tokens[i], i, c.n_vocab));
@@ -105,40 +153,65 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
   Tensor gate = rows(gate_, n, {c.n_ff});        // (n, n_ff)
   Tensor up = rows(up_, n, {c.n_ff});            // (n, n_ff)
 
-  // The loader chose the rotary layout for the file's Q/K row order (model_file.h).
-  const ops::RopeParams& rope = c.rope;
   ops::AttentionParams ap;
-  ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  ap.scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  ap.softcap = c.attn_softcap;
 
   ops::get_rows(tok_embd_, tokens.data(), n, x);
+  if (tr.embd_scale_sqrt) ops::scale_inplace(x, std::sqrt(static_cast<float>(c.n_embd)), pool);
+  if (tr.learned_pos) {
+    ops::get_rows(pos_embd_, pos_.data(), n, xn);  // (n, n_embd) position rows
+    ops::add_inplace(x, xn, pool);
+  }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
     // Attention block. K and V are written straight into this layer's cache rows.
-    ops::rmsnorm(x, L.attn_norm, c.norm_eps, xn, pool);
+    norm(x, L.attn_norm, L.attn_norm_b, xn, pool);
     Tensor k_new2 = cache.k(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim});  // (n, n_head_kv * head_dim)
     Tensor v_new2 = cache.v(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim});
     ops::matmul(L.wq, xn, q2, pool);
     ops::matmul(L.wk, xn, k_new2, pool);
     ops::matmul(L.wv, xn, v_new2, pool);
-    if (traits_->qkv_bias) {
+    if (tr.qkv_bias) {
       ops::add_bias_rows(q2, L.bq, pool);
       ops::add_bias_rows(k_new2, L.bk, pool);
       ops::add_bias_rows(v_new2, L.bv, pool);
     }
-    Tensor k_new3 = k_new2.reshape({n, c.n_head_kv, c.head_dim});
-    ops::rope(q3, pos_.data(), rope, pool);
-    ops::rope(k_new3, pos_.data(), rope, pool);
+    if (tr.rope) {
+      // The loader chose the rotary layout for the file's Q/K row order (model_file.h).
+      Tensor k_new3 = k_new2.reshape({n, c.n_head_kv, c.head_dim});
+      ops::rope(q3, pos_.data(), rope_, pool);
+      ops::rope(k_new3, pos_.data(), rope_, pool);
+    }
     const Tensor k_all = cache.k(l).slice_rows(0, n_past + n);  // (n_past + n, n_head_kv, head_dim)
     const Tensor v_all = cache.v(l).slice_rows(0, n_past + n);
+    ap.window = L.window;
     ops::attention(q3, k_all, v_all, pos_.data(), ap, attn3, pool);
     ops::matmul(L.wo, attn2, xn, pool);  // xn reused as the block output, (n, n_embd)
+    if (tr.attn_out_bias) ops::add_bias_rows(xn, L.bo, pool);
+    if (tr.post_norms) ops::rmsnorm(xn, L.post_attn_norm, c.norm_eps, xn, pool);
     ops::add_inplace(x, xn, pool);
-    // Feed-forward block.
-    ops::rmsnorm(x, L.ffn_norm, c.norm_eps, xn, pool);
-    ops::matmul(L.w_gate, xn, gate, pool);
+
+    // Feed-forward block; `up` ends up holding the input of the down projection.
+    norm(x, L.ffn_norm, L.ffn_norm_b, xn, pool);
     ops::matmul(L.w_up, xn, up, pool);
-    ops::swiglu(gate, up, gate, pool);
-    ops::matmul(L.w_down, gate, xn, pool);
+    if (tr.ffn_bias) ops::add_bias_rows(up, L.b_up, pool);
+    switch (tr.ffn) {
+      case FfnKind::SwiGlu:
+        ops::matmul(L.w_gate, xn, gate, pool);
+        ops::swiglu(gate, up, up, pool);
+        break;
+      case FfnKind::GeGlu:
+        ops::matmul(L.w_gate, xn, gate, pool);
+        ops::geglu(gate, up, up, pool);
+        break;
+      case FfnKind::GeluMlp:
+        ops::gelu_inplace(up, pool);
+        break;
+    }
+    ops::matmul(L.w_down, up, xn, pool);
+    if (tr.ffn_bias) ops::add_bias_rows(xn, L.b_down, pool);
+    if (tr.post_norms) ops::rmsnorm(xn, L.post_ffw_norm, c.norm_eps, xn, pool);
     ops::add_inplace(x, xn, pool);
   }
   cache.set_n_past(n_past + n);
@@ -148,10 +221,11 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
   const int64_t n_out = n - first;
   Tensor xo = x.slice_rows(first, n);    // (n_out, n_embd)
   Tensor xno = xn.slice_rows(0, n_out);  // (n_out, n_embd)
-  ops::rmsnorm(xo, output_norm_, c.norm_eps, xno, pool);
+  norm(xo, output_norm_, output_norm_b_, xno, pool);
   logits.resize(static_cast<size_t>(n_out * c.n_vocab));
   Tensor out(DType::F32, {n_out, c.n_vocab}, logits.data());  // (n_out, n_vocab)
   ops::matmul(output_, xno, out, pool);
+  if (c.final_softcap > 0) ops::softcap_inplace(out, c.final_softcap, pool);
 }
 
 }  // namespace contrail

@@ -1,8 +1,10 @@
-// ops::swiglu and ops::add_inplace: validation, then the flat kernel of the active ISA over
-// contiguous chunks of the thread pool.
+// Elementwise activations and arithmetic (swiglu, geglu, gelu, softcap, scale, add): validation,
+// then the flat kernel of the active ISA over contiguous chunks of the thread pool.
 #include "contrail/ops/activation.h"
 
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
@@ -40,23 +42,60 @@ void check_alias(const char* op, const char* out_name, const Tensor& out, const 
                                       out_name, in_name, in_name));
 }
 
-}  // namespace
+using GatedKernel = void (*)(const float* gate, const float* up, float* out, int64_t n);
+using UnaryKernel = void (*)(const float* x, float* y, int64_t n);
 
-void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool& pool) {
-  check_f32_cpu("swiglu", "gate", gate);
-  check_f32_cpu("swiglu", "up", up);
-  check_f32_cpu("swiglu", "out", out);
-  check_same_shape("swiglu", "up", up, "gate", gate);
-  check_same_shape("swiglu", "out", out, "gate", gate);
-  check_alias("swiglu", "out", out, "gate", gate);
-  check_alias("swiglu", "out", out, "up", up);
+// out = act(gate) * up for a gated kernel of the active ISA.
+void gated(const char* op, const Tensor& gate, const Tensor& up, Tensor& out, GatedKernel kernel, ThreadPool& pool) {
+  check_f32_cpu(op, "gate", gate);
+  check_f32_cpu(op, "up", up);
+  check_f32_cpu(op, "out", out);
+  check_same_shape(op, "up", up, "gate", gate);
+  check_same_shape(op, "out", out, "gate", gate);
+  check_alias(op, "out", out, "gate", gate);
+  check_alias(op, "out", out, "up", up);
 
-  const kernels::ElementwiseKernels& k = kernels::elementwise_kernels(active_isa());
   const float* g = gate.data_as<float>();  // (numel)
   const float* u = up.data_as<float>();    // (numel)
   float* o = out.data_as<float>();         // (numel)
   pool.parallel_for(gate.numel(), kGrainElems,
-                    [&](int64_t begin, int64_t end) { k.swiglu(g + begin, u + begin, o + begin, end - begin); });
+                    [&](int64_t begin, int64_t end) { kernel(g + begin, u + begin, o + begin, end - begin); });
+}
+
+// x = f(x) in place; f(const float* x, float* y, int64_t n) is called on contiguous chunks.
+template <typename F>
+void unary_inplace(const char* op, Tensor& x, F f, ThreadPool& pool) {
+  check_f32_cpu(op, "x", x);
+  float* p = x.data_as<float>();  // (numel)
+  pool.parallel_for(x.numel(), kGrainElems, [&](int64_t begin, int64_t end) { f(p + begin, p + begin, end - begin); });
+}
+
+}  // namespace
+
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool& pool) {
+  gated("swiglu", gate, up, out, kernels::elementwise_kernels(active_isa()).swiglu, pool);
+}
+
+void geglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool& pool) {
+  gated("geglu", gate, up, out, kernels::elementwise_kernels(active_isa()).geglu, pool);
+}
+
+void gelu_inplace(Tensor& x, ThreadPool& pool) {
+  const UnaryKernel gelu = kernels::elementwise_kernels(active_isa()).gelu;
+  unary_inplace("gelu_inplace", x, gelu, pool);
+}
+
+void softcap_inplace(Tensor& x, float cap, ThreadPool& pool) {
+  if (!(cap > 0.0f) || !std::isfinite(cap))
+    throw InvalidArgument(fmt::format("softcap_inplace: cap {} must be finite and > 0", cap));
+  const auto softcap = kernels::elementwise_kernels(active_isa()).softcap;
+  unary_inplace("softcap_inplace", x, [&](const float* in, float* out, int64_t n) { softcap(in, out, n, cap); }, pool);
+}
+
+void scale_inplace(Tensor& x, float s, ThreadPool& pool) {
+  if (!std::isfinite(s)) throw InvalidArgument(fmt::format("scale_inplace: scale {} must be finite", s));
+  const auto scale = kernels::elementwise_kernels(active_isa()).scale;
+  unary_inplace("scale_inplace", x, [&](const float* in, float* out, int64_t n) { scale(in, out, n, s); }, pool);
 }
 
 void add_inplace(Tensor& y, const Tensor& x, ThreadPool& pool) {

@@ -1,5 +1,6 @@
-// ops::rope: validation, then per token one (cos, sin) table shared by all heads and the rotation
-// kernel of the active ISA, tokens split over the thread pool.
+// ops::rope: validation, then per token one (cos, sin) table (with the optional per-pair frequency
+// factors) shared by all heads and the rotation kernel of the active ISA, tokens split over the
+// thread pool.
 #include "contrail/ops/rope.h"
 
 #include <fmt/format.h>
@@ -35,6 +36,11 @@ void rope(Tensor& x, const int32_t* pos, const RopeParams& p, ThreadPool& pool) 
     throw InvalidArgument(fmt::format("rope: freq_base {} must be finite and > 0", p.freq_base));
   if (!(p.freq_scale > 0.0f) || !std::isfinite(p.freq_scale))
     throw InvalidArgument(fmt::format("rope: freq_scale {} must be finite and > 0", p.freq_scale));
+  if (p.freq_factors != nullptr)
+    for (int64_t i = 0; i < p.n_rot / 2; ++i)
+      if (!(p.freq_factors[i] > 0.0f) || !std::isfinite(p.freq_factors[i]))
+        throw InvalidArgument(
+            fmt::format("rope: freq_factors[{}] = {} must be finite and > 0", i, p.freq_factors[i]));
   if (x.numel() == 0) return;
   if (x.data() == nullptr) throw InvalidArgument(fmt::format("rope: x {} has no data", x.shape_str()));
   if (pos == nullptr) throw InvalidArgument(fmt::format("rope: pos is null for {} tokens", n_tokens));
@@ -48,7 +54,8 @@ void rope(Tensor& x, const int32_t* pos, const RopeParams& p, ThreadPool& pool) 
   pool.parallel_for(n_tokens, std::max<int64_t>(1, kGrainElems / token_elems), [&](int64_t begin, int64_t end) {
     std::vector<float> cos_sin(static_cast<size_t>(p.n_rot));  // (2, n_rot / 2)
     for (int64_t t = begin; t < end; ++t) {
-      kernels::rope_cos_sin(static_cast<float>(pos[t]), p.n_rot, p.freq_base, p.freq_scale, cos_sin.data());
+      kernels::rope_cos_sin(static_cast<float>(pos[t]), p.n_rot, p.freq_base, p.freq_scale, cos_sin.data(),
+                            p.freq_factors);
       k.rope_rows(xp + t * token_elems, n_heads, head_dim, p.n_rot, neox, cos_sin.data());
     }
   });

@@ -96,6 +96,10 @@ class SpmSession {
         out.push_back(id);
         continue;
       }
+      if (!vocab_.byte_fallback) {
+        out.push_back(unknown(piece));
+        continue;
+      }
       for (const char c : piece) out.push_back(byte_fallback(static_cast<uint8_t>(c)));
     }
   }
@@ -108,6 +112,13 @@ class SpmSession {
     if (id < 0) return;
     const float score = vocab_.scores.empty() ? 0.0f : vocab_.scores[static_cast<size_t>(id)];
     queue_.push({left, right, score, size});
+  }
+
+  int32_t unknown(std::string_view piece) const {
+    if (vocab_.unk_id >= 0) return vocab_.unk_id;
+    throw Error(fmt::format("tokenizer: '{}' is not in the vocabulary, byte fallback is off and the vocabulary has "
+                            "no unknown token",
+                            piece));
   }
 
   int32_t byte_fallback(uint8_t b) const {

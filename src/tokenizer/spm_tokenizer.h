@@ -36,8 +36,8 @@ class PieceIndex {
 // wanted). Algorithm: split into UTF-8 characters (lengths from the lead byte only), then
 // repeatedly merge the adjacent pair whose concatenation is a vocabulary piece with the highest
 // score (ties: the leftmost pair), and finally emit each remaining symbol as its token, or as
-// byte-fallback tokens when it is not a piece. A byte without a fallback token becomes
-// vocab.unk_id; throws Error if that is unset too.
+// byte-fallback tokens when it is not a piece (vocab.unk_id instead when !vocab.byte_fallback).
+// A byte without a fallback token becomes vocab.unk_id; throws Error if that is unset too.
 void spm_encode(const VocabData& vocab, const PieceIndex& index, std::string_view text, std::vector<int32_t>& out);
 
 }  // namespace contrail::detail

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <iterator>
+#include <memory>
 #include <string_view>
 #include <unordered_set>
 
 #include "contrail/core/error.h"
+#include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/spm_tokenizer.h"
 
 namespace contrail {
@@ -73,25 +76,76 @@ struct Fragment {
   size_t length;
 };
 
+// isspace() in the C locale, as llama.cpp's lstrip/rstrip use it.
+bool is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// HF's clean_up_tokenization_spaces as llama.cpp's detokenizer applies it, in its three passes:
+// " ?", " !", " .", " ," lose the space; a lone apostrophe between spaces loses both spaces; " 's",
+// " 'm", " 're", " 've" lose the space (" 't", " 'd", " 'll" keep it).
+std::string clean_up_spaces(std::string_view s) {
+  if (s.empty()) return {};
+  std::string a(1, s[0]);
+  for (size_t i = 1; i < s.size(); ++i) {
+    const char x = s[i];
+    if (s[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ',')) a.pop_back();
+    a.push_back(x);
+  }
+  std::string b(1, a[0]);
+  char prev = a[0];
+  for (size_t i = 1; i < a.size(); ++i) {
+    const char x = a[i];
+    if (x == '\'' && i + 1 < a.size() && prev == ' ' && a[i + 1] == ' ') {
+      b.pop_back();
+      b.push_back(x);
+      ++i;          // the space after it goes too
+      prev = '\0';  // and does not count as a space before the next character
+      continue;
+    }
+    b.push_back(x);
+    prev = x;
+  }
+  std::string c(1, b[0]);
+  for (size_t i = 1; i < b.size(); ++i) {
+    const char x = b[i];
+    if (b[i - 1] == ' ' && x == '\'' && i + 1 < b.size()) {
+      const char x1 = b[i + 1];
+      const char x2 = i + 2 < b.size() ? b[i + 2] : '\0';
+      if (x1 == 's' || x1 == 'm' || (x1 == 'r' && x2 == 'e') || (x1 == 'v' && x2 == 'e')) c.pop_back();
+    }
+    c.push_back(x);
+  }
+  return c;
+}
+
 }  // namespace
 
 struct Tokenizer::Impl {
   VocabData vocab;
   detail::PieceIndex index;
-  // Per token (n_vocab): text as rendered with render_special (U+2581 unescaped, byte tokens as
-  // their byte, Unused/Undefined tokens empty), and whether it is a control token (Control or
-  // Unknown type, or a text llama.cpp forces to control) that renders as "" by default.
+  // Merge-rank tokenizer: BytePair vocabularies and SentencePiece ones with merges; else null.
+  std::unique_ptr<detail::BpeEncoder> bpe;
+  // Per token (n_vocab): text as rendered with render_special (U+2581 unescaped or the byte-level
+  // alphabet decoded, byte tokens as their byte, Unused/Undefined tokens empty), and whether it is
+  // a control token (Control or Unknown type, or a text llama.cpp forces to control) that renders
+  // as "" by default.
   std::vector<std::string> rendered;  // (n_vocab)
   std::vector<bool> control;          // (n_vocab)
+  std::vector<bool> lstrip, rstrip;   // (n_vocab) absorb whitespace before / after the token's text
   std::unordered_set<int32_t> eog;
   // Tokens matched verbatim in the input before the merge tokenizer runs (control, unknown and
   // user-defined types), longest text first, ties by id. Control ones only when parse_special.
   std::vector<int32_t> specials;
 
   explicit Impl(VocabData v) : vocab(validated(std::move(v))), index(vocab) {
+    if (vocab.kind == VocabKind::BytePair || !vocab.merges.empty())
+      bpe = std::make_unique<detail::BpeEncoder>(vocab, index, "tokenizer vocabulary");
     const size_t n = vocab.tokens.size();
     rendered.resize(n);
     control.resize(n);
+    lstrip.resize(n);
+    rstrip.resize(n);
+    for (const int32_t id : vocab.lstrip_ids) lstrip[static_cast<size_t>(id)] = true;
+    for (const int32_t id : vocab.rstrip_ids) rstrip[static_cast<size_t>(id)] = true;
     for (size_t i = 0; i < n; ++i) {
       const std::string& text = vocab.tokens[i];
       const TokenType type = vocab.types[i];
@@ -102,13 +156,18 @@ struct Tokenizer::Impl {
         rendered[i] = text;
         if (!text.empty()) specials.push_back(static_cast<int32_t>(i));
       } else if (type == TokenType::Normal) {
-        rendered[i] = text;
-        replace_all(rendered[i], kSpaceMarker, " ");
+        if (vocab.kind == VocabKind::BytePair) {
+          rendered[i] = detail::byte_level_decode(text);
+        } else {
+          rendered[i] = text;
+          replace_all(rendered[i], kSpaceMarker, " ");
+        }
       } else if (type == TokenType::Byte) {
         rendered[i] = std::string(1, static_cast<char>(hex_value(text[3]) * 16 + hex_value(text[4])));
       }
     }
     if (vocab.eos_id >= 0) eog.insert(vocab.eos_id);
+    if (vocab.eot_id >= 0) eog.insert(vocab.eot_id);
     std::stable_sort(specials.begin(), specials.end(), [&](int32_t a, int32_t b) {
       return vocab.tokens[a].size() > vocab.tokens[b].size();
     });
@@ -119,14 +178,10 @@ struct Tokenizer::Impl {
       throw InvalidArgument(fmt::format("tokenizer: token id {} is out of range [0, {})", id, vocab.tokens.size()));
   }
 
-  void check_supported() const {
-    if (vocab.kind != VocabKind::SentencePiece)
-      throw Error(fmt::format("tokenizer: byte-level BPE vocab not supported yet (tokenizer.ggml.model '{}')",
-                              vocab.model));
-  }
-
   // Splits `text` at every occurrence of a special token's text, like llama.cpp's
   // tokenizer_st_partition: tokens are tried longest first, each over all remaining raw pieces.
+  // An lstrip token drops the whitespace before it from the raw piece on its left, an rstrip
+  // token the whitespace after it (C-locale isspace, as llama.cpp's LSTRIP/RSTRIP attributes).
   std::vector<Fragment> partition(std::string_view text, bool parse_special) const {
     std::vector<Fragment> frags;
     if (text.empty()) return frags;
@@ -143,10 +198,15 @@ struct Tokenizer::Impl {
         }
         const size_t end = f.offset + f.length;
         size_t pos = f.offset;
-        for (size_t hit; (hit = text.substr(0, end).find(piece, pos)) != std::string_view::npos;
-             pos = hit + piece.size()) {
-          if (hit > pos) next.push_back({-1, pos, hit - pos});
+        for (size_t hit; (hit = text.substr(0, end).find(piece, pos)) != std::string_view::npos;) {
+          size_t left_end = hit;
+          if (lstrip[id])
+            while (left_end > pos && is_c_space(text[left_end - 1])) --left_end;
+          if (left_end > pos) next.push_back({-1, pos, left_end - pos});
           next.push_back({id, 0, 0});
+          pos = hit + piece.size();
+          if (rstrip[id])
+            while (pos < end && is_c_space(text[pos])) ++pos;
         }
         if (pos < end) next.push_back({-1, pos, end - pos});
       }
@@ -169,8 +229,8 @@ Tokenizer& Tokenizer::operator=(Tokenizer&& o) noexcept {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
-  impl_->check_supported();
   const VocabData& v = impl_->vocab;
+  const detail::BpeEncoder* bpe = impl_->bpe.get();
   std::vector<int32_t> out;
   if (add_special && v.add_bos) out.push_back(v.bos_id);
   // SentencePiece adds its dummy-prefix space at the start of every raw-text run that follows
@@ -183,19 +243,27 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
       prev_special = true;
       continue;
     }
-    piece_text.clear();
-    if (v.add_space_prefix && prev_special) piece_text.push_back(' ');
-    piece_text.append(text.substr(f.offset, f.length));
-    replace_all(piece_text, " ", kSpaceMarker);
-    detail::spm_encode(v, impl_->index, piece_text, out);
+    const std::string_view raw = text.substr(f.offset, f.length);
+    const bool after_special = prev_special;
     prev_special = false;
+    if (v.kind == VocabKind::BytePair) {
+      bpe->encode_byte_level(raw, out);
+      continue;
+    }
+    piece_text.clear();
+    if (v.add_space_prefix && after_special) piece_text.push_back(' ');
+    piece_text.append(raw);
+    replace_all(piece_text, " ", kSpaceMarker);
+    if (bpe)
+      bpe->encode_spm(piece_text, out);
+    else
+      detail::spm_encode(v, impl_->index, piece_text, out);
   }
   if (add_special && v.add_eos) out.push_back(v.eos_id);
   return out;
 }
 
 std::string Tokenizer::token_to_bytes(int32_t id, bool render_special) const {
-  impl_->check_supported();
   impl_->check_id(id);
   if (impl_->control[id] && !render_special) return {};
   return impl_->rendered[id];
@@ -204,7 +272,7 @@ std::string Tokenizer::token_to_bytes(int32_t id, bool render_special) const {
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool render_special) const {
   std::string out;
   for (const int32_t id : ids) out += token_to_bytes(id, render_special);
-  return out;
+  return impl_->vocab.clean_up_spaces ? clean_up_spaces(out) : out;
 }
 
 const VocabData& Tokenizer::vocab() const { return impl_->vocab; }

@@ -69,6 +69,13 @@ void VocabData::validate(const std::string& source) const {
   check_special_id(source, "eos_token_id", eos_id, n);
   check_special_id(source, "unknown_token_id", unk_id, n);
   check_special_id(source, "padding_token_id", pad_id, n);
+  check_special_id(source, "eot_token_id", eot_id, n);
+  for (const int32_t id : lstrip_ids)
+    if (id < 0 || static_cast<size_t>(id) >= n)
+      throw FormatError(fmt::format("{}: lstrip token id {} is out of range [0, {})", source, id, n));
+  for (const int32_t id : rstrip_ids)
+    if (id < 0 || static_cast<size_t>(id) >= n)
+      throw FormatError(fmt::format("{}: rstrip token id {} is out of range [0, {})", source, id, n));
   if (add_bos && bos_id < 0)
     throw FormatError(fmt::format("{}: add_bos_token is true but bos_token_id is not set", source));
   if (add_eos && eos_id < 0)

@@ -34,5 +34,7 @@ void register_info(CLI::App& app, int& status);
 void register_tokenize(CLI::App& app, int& status);
 void register_logits(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
+void register_pull(CLI::App& app, int& status);
+void register_convert(CLI::App& app, int& status);
 
 }  // namespace contrail::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   contrail::cli::register_tokenize(app, status);
   contrail::cli::register_logits(app, status);
   contrail::cli::register_bench(app, status);
+  contrail::cli::register_pull(app, status);
+  contrail::cli::register_convert(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,17 +1,28 @@
 // Loading a model file into format-neutral pieces: config, named weight tensors, vocabulary.
 // Weights stay memory-mapped (tensors are views holding the mapping alive).
 //
-// Tensor names follow GGUF/llama.cpp conventions regardless of the source format:
-//   token_embd.weight (n_vocab, n_embd), output_norm.weight (n_embd), output.weight (n_vocab, n_embd)
-//   [absent when tied], blk.{i}.attn_norm.weight (n_embd), blk.{i}.attn_q.weight (n_head*head_dim,
-//   n_embd), attn_k / attn_v (n_head_kv*head_dim, n_embd), attn_output (n_embd, n_head*head_dim),
-//   ffn_norm (n_embd), ffn_gate / ffn_up (n_ff, n_embd), ffn_down (n_embd, n_ff); with
-//   ArchTraits::qkv_bias also blk.{i}.attn_q.bias (n_head*head_dim), attn_k.bias / attn_v.bias
-//   (n_head_kv*head_dim).
+// Tensor names follow GGUF/llama.cpp conventions regardless of the source format (q_dim =
+// n_head*head_dim, kv_dim = n_head_kv*head_dim; the ArchTraits flag that calls for a tensor in []):
+//   token_embd.weight (n_vocab, n_embd); [learned_pos] position_embd.weight (n_ctx_train, n_embd);
+//   output_norm.weight (n_embd); output.weight (n_vocab, n_embd) [absent when tied];
+//   [ModelConfig::rope_freq_factors] rope_freqs.weight (n_rot/2);
+//   per layer blk.{i}.: attn_norm.weight (n_embd);
+//     attn_q.weight (q_dim, n_embd), attn_k / attn_v (kv_dim, n_embd) [qkv_bias: attn_q/k/v.bias]
+//     or [fused_qkv] attn_qkv.weight (q_dim + 2 kv_dim, n_embd), rows Q, K, V [qkv_bias: .bias];
+//     attn_output.weight (n_embd, q_dim) [attn_out_bias: attn_output.bias (n_embd)];
+//     [post_norms] post_attention_norm.weight (n_embd); ffn_norm.weight (n_embd);
+//     ffn_gate / ffn_up (n_ff, n_embd), or [fused_gate_up] ffn_up (2 n_ff, n_embd), gate rows
+//     first, or [FfnKind::GeluMlp] ffn_up (n_ff, n_embd) alone; ffn_down.weight (n_embd, n_ff)
+//     [ffn_bias: ffn_up.bias, ffn_down.bias]; [post_norms] post_ffw_norm.weight (n_embd).
+//   With NormKind::LayerNorm every *norm.weight has a *norm.bias (n_embd).
+// The authoritative list is detail::for_each_weight (src/model/loader_detail.h).
+// Weights are stored as the engine uses them: HF Conv1D matrices (GPT-2, stored (in, out)) are
+// transposed and HF Gemma norms (stored w - 1) get the 1 added back, in owned copies.
 // Q/K rows are kept in the source file's order, never permuted; config.rope.mode says which
 // rotary layout they are in, and each loader sets it: GGUF llama and llama2.c rotate adjacent pairs
-// (RopeMode::Normal, ArchTraits::rope_mode), Hugging Face llama/mistral rows rotate halves
-// (RopeMode::Neox; llama.cpp's converter permutes them into pairs), qwen2 is Neox in both.
+// (RopeMode::Normal, ArchTraits::rope_mode), Hugging Face checkpoints rotate halves
+// (RopeMode::Neox; llama.cpp's converter permutes llama/mistral rows into pairs), qwen2, gemma,
+// gemma2 and phi3 are Neox in both.
 #pragma once
 #include <map>
 #include <memory>
@@ -56,10 +67,12 @@ ModelFile load_model_file(const std::string& path, const LoadOptions& opts = {})
 ModelFile load_gguf_model(const std::string& path);
 ModelFile load_llama2c_model(const std::string& path, const std::string& tokenizer_path);
 // Hugging Face checkpoint directory: config.json (LlamaForCausalLM, MistralForCausalLM ->
-// arch "llama"; Qwen2ForCausalLM -> "qwen2") and model.safetensors, or the shards listed by
-// model.safetensors.index.json. Tensors are renamed to the names above and viewed in place (f32,
-// f16 or bf16). The tokenizer is not read yet: vocab is left empty, so a Session needs one from
-// elsewhere (e.g. the GGUF conversion's read_gguf_vocab).
+// arch "llama"; Qwen2ForCausalLM -> "qwen2"; GemmaForCausalLM -> "gemma"; Gemma2ForCausalLM ->
+// "gemma2"; Phi3ForCausalLM -> "phi3"; GPT2LMHeadModel -> "gpt2") and model.safetensors, or the
+// shards listed by model.safetensors.index.json. Tensors are renamed to the names above and viewed
+// in place (f32, f16 or bf16), except the transformed copies described above and rope_freqs.weight,
+// which is computed from config.json. The tokenizer is not read yet: vocab is left empty, so a
+// Session needs one from elsewhere (e.g. the GGUF conversion's read_gguf_vocab).
 ModelFile load_hf_model(const std::string& dir);
 
 // Builds VocabData from GGUF tokenizer.* keys (tokenizer.ggml.model/tokens/scores/token_type/

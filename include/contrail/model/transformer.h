@@ -30,21 +30,37 @@ class Transformer {
   KvCache make_cache(int64_t n_ctx) const { return KvCache(config(), n_ctx); }
 
   // logits: (n_tokens, n_vocab) f32 when all_logits, else (1, n_vocab); resized as needed.
-  // Throws InvalidArgument for empty input, token ids outside [0, n_vocab), or a batch that does
-  // not fit the cache (naming n_past, n_tokens and n_ctx).
+  // Throws InvalidArgument for empty input, token ids outside [0, n_vocab), a batch that does
+  // not fit the cache (naming n_past, n_tokens and n_ctx), or, with learned positions, one that
+  // reaches past the position table (n_ctx_train).
   void forward(std::span<const int32_t> tokens, KvCache& cache, ThreadPool& pool, std::vector<float>& logits,
                bool all_logits);
 
  private:
+  // Weights of one block. With fused_qkv / fused_gate_up the q/k/v and gate/up members are row
+  // views of the fused tensor (a matrix's rows are contiguous), so the forward pass is the same.
+  // Members a family does not have stay empty (Tensor()).
   struct Layer {
-    Tensor attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
-    Tensor bq, bk, bv;  // (n_head*head_dim), (n_head_kv*head_dim) x2; set iff traits().qkv_bias
+    Tensor attn_norm, attn_norm_b;  // (n_embd); _b with NormKind::LayerNorm
+    Tensor wq, wk, wv;              // (q_dim, n_embd), (kv_dim, n_embd) x2
+    Tensor bq, bk, bv;              // (q_dim), (kv_dim) x2; with traits().qkv_bias
+    Tensor wo, bo;                  // (n_embd, q_dim), (n_embd); bo with attn_out_bias
+    Tensor post_attn_norm;          // (n_embd); with post_norms
+    Tensor ffn_norm, ffn_norm_b;    // (n_embd)
+    Tensor w_gate, w_up, b_up;      // (n_ff, n_embd) x2 (no gate with GeluMlp), (n_ff) with ffn_bias
+    Tensor w_down, b_down;          // (n_embd, n_ff), (n_embd) with ffn_bias
+    Tensor post_ffw_norm;           // (n_embd); with post_norms
+    int64_t window = 0;             // sliding-window span of this layer, 0 = global
   };
   void ensure_scratch(int64_t n_tokens);
+  // y = norm(x) with the family's NormKind (b is used by LayerNorm only). y may alias x.
+  void norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, ThreadPool& pool) const;
 
   std::shared_ptr<const ModelFile> model_;
   const ArchTraits* traits_;
-  Tensor tok_embd_, output_norm_, output_;
+  Tensor tok_embd_, pos_embd_, output_norm_, output_norm_b_, output_;
+  ops::RopeParams rope_;  // config().rope with freq_factors pointing into rope_freqs_
+  Tensor rope_freqs_;     // (n_rot / 2) f32, or empty
   std::vector<Layer> layers_;
 
   // scratch, sized for scratch_tokens_ tokens
@@ -52,8 +68,6 @@ class Transformer {
   Tensor x_;     // (n_tokens, n_embd) residual stream
   Tensor xn_;    // (n_tokens, n_embd) normalised input of a sub-layer
   Tensor q_;     // (n_tokens, n_head, head_dim)
-  Tensor k_;     // (n_tokens, n_head_kv, head_dim)
-  Tensor v_;     // (n_tokens, n_head_kv, head_dim)
   Tensor attn_;  // (n_tokens, n_head, head_dim)
   Tensor gate_;  // (n_tokens, n_ff)
   Tensor up_;    // (n_tokens, n_ff)

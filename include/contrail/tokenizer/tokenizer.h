@@ -19,25 +19,33 @@ class Tokenizer {
 
   // add_special: prepend BOS (and append EOS) as the vocab says.
   // parse_special: recognise control token text (e.g. "<s>") inside `text`; user-defined token
-  // text is always recognised, as in llama.cpp.
-  // Matches llama.cpp's llama_tokenize for the SentencePiece vocab (llm_tokenizer_spm), including
-  // the dummy-prefix space before every raw-text run that starts the input or follows a special
-  // token when vocab.add_space_prefix. Throws Error for a BytePair vocab (not supported yet).
+  // text is always recognised, as in llama.cpp. Special-token text is never split; tokens listed
+  // in vocab.lstrip_ids / rstrip_ids also swallow the whitespace before / after them.
+  // Matches llama.cpp's llama_tokenize:
+  //  - SentencePiece (llm_tokenizer_spm), including the dummy-prefix space before every raw-text
+  //    run that starts the input or follows a special token when vocab.add_space_prefix; with
+  //    vocab.merges the pieces merge by rank instead of score (HF BPE with byte_fallback).
+  //  - BytePair (llm_tokenizer_bpe): vocab.pre_patterns split the text, each word's bytes are
+  //    merged by rank in GPT-2's byte-level alphabet (vocab.ignore_merges, vocab.normalize_nfc).
+  //    Ill-formed UTF-8 never fails: like llama.cpp each byte that does not start a (leniently
+  //    decoded) character becomes U+FFFD.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special = false) const;
 
-  // Raw bytes a token stands for: U+2581 -> ' ', "<0x0A>" byte tokens -> that byte; control
-  // tokens -> "" unless render_special. May be a partial UTF-8 sequence.
-  // Throws InvalidArgument for an id outside [0, n_vocab), Error for a BytePair vocab.
+  // Raw bytes a token stands for: U+2581 -> ' ', "<0x0A>" byte tokens -> that byte, byte-level
+  // BPE pieces -> their bytes; control tokens -> "" unless render_special (user-defined tokens
+  // render as their text). May be a partial UTF-8 sequence.
+  // Throws InvalidArgument for an id outside [0, n_vocab).
   std::string token_to_bytes(int32_t id, bool render_special = false) const;
-  // Concatenated bytes of the ids, invalid UTF-8 left as is. The dummy-prefix space is kept:
-  // decode(encode("Hi")) == " Hi" when add_space_prefix (StreamDecoder can strip it).
+  // Concatenated bytes of the ids, invalid UTF-8 left as is, then vocab.clean_up_spaces applied
+  // as llama.cpp's detokenizer does (" ." -> ".", " 's" -> "'s", ...). The dummy-prefix space is
+  // kept: decode(encode("Hi")) == " Hi" when add_space_prefix (StreamDecoder can strip it).
   std::string decode(std::span<const int32_t> ids, bool render_special = false) const;
 
   const VocabData& vocab() const;
   int64_t n_vocab() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
-  // End of generation: EOS, and tokens whose text llama.cpp treats as EOT/EOG ("<|end|>",
+  // End of generation: EOS, vocab.eot_id, and tokens whose text llama.cpp treats as EOT/EOG ("<|end|>",
   // "<|eot_id|>", "<|im_end|>", "<end_of_turn>", ...; such tokens also count as control tokens).
   bool is_eog(int32_t id) const;
 

@@ -48,13 +48,16 @@ struct VocabData {
   std::vector<int32_t> lstrip_ids, rstrip_ids;
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   int32_t eot_id = -1;  // end of turn (<|eot_id|>, <|im_end|>, <end_of_turn>...) when the file names one
+  // Further end-of-generation ids named by the file (HF generation_config.json eos_token_id list
+  // beyond eos_id); each in [0, n_vocab).
+  std::vector<int32_t> eog_ids;
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SentencePiece "add dummy prefix"
   std::string chat_template;     // tokenizer.chat_template if present
 
-  // Throws FormatError naming `source` if sizes disagree or special ids are out of range (-1 =
-  // unset), add_bos/add_eos need an unset id, a type is not a TokenType, a Byte token is not
+  // Throws FormatError naming `source` if sizes disagree or special ids (bos/eos/unk/pad/eot,
+  // lstrip/rstrip) are out of range (-1 = unset), add_bos/add_eos need an unset id, a type is not a TokenType, a Byte token is not
   // spelled "<0xHH>", a score is NaN, two tokens have the same non-empty text, or a BytePair
   // vocab has no merges.
   void validate(const std::string& source) const;

@@ -1,0 +1,125 @@
+// Values of the Jinja interpreter, with Python semantics: None, bool, int (64-bit), float, str
+// (UTF-8; lengths and indices count code points), list (tuples are lists), dict (insertion
+// ordered, string keys), namespace (a dict whose attributes `set` may assign), callables
+// (built-in functions, bound methods, macros) and Jinja's Undefined.
+// Lists and dicts have reference semantics (shared_ptr), as in Python.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace contrail::jinja {
+
+class Value;
+using List = std::vector<Value>;
+struct Dict;
+
+// Arguments of a call: positional, then keyword (in source order).
+struct CallArgs {
+  std::vector<Value> args;
+  std::vector<std::pair<std::string, Value>> kwargs;
+};
+
+struct Function {
+  std::string name;  // for error messages
+  std::function<Value(CallArgs&)> fn;
+};
+
+// Undefined remembers why it is undefined, for the error raised when it is used.
+struct Undefined {
+  std::string hint;  // e.g. "'foo' is undefined", "'dict object' has no attribute 'x'"
+};
+struct None {};
+
+class Value {
+ public:
+  enum class Type { Undefined, None, Bool, Int, Float, String, List, Dict, Function };
+
+  Value() : v_(jinja::Undefined{}) {}
+  static Value undefined(std::string hint) { return Value(Var(jinja::Undefined{std::move(hint)})); }
+  static Value none() { return Value(Var(jinja::None{})); }
+  Value(bool b) : v_(b) {}
+  Value(int64_t i) : v_(i) {}
+  Value(int i) : v_(int64_t{i}) {}
+  Value(double d) : v_(d) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(const char* s) : v_(std::string(s)) {}
+  Value(List l) : v_(std::make_shared<List>(std::move(l))) {}
+  Value(std::shared_ptr<List> l) : v_(std::move(l)) {}
+  Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}
+  Value(std::shared_ptr<const Function> f) : v_(std::move(f)) {}
+
+  Type type() const { return static_cast<Type>(v_.index()); }
+  bool is_undefined() const { return type() == Type::Undefined; }
+  bool is_none() const { return type() == Type::None; }
+  bool is_bool() const { return type() == Type::Bool; }
+  bool is_int() const { return type() == Type::Int || type() == Type::Bool; }  // Python: bool is an int
+  bool is_number() const { return is_int() || type() == Type::Float; }
+  bool is_string() const { return type() == Type::String; }
+  bool is_list() const { return type() == Type::List; }
+  bool is_dict() const { return type() == Type::Dict; }
+  bool is_function() const { return type() == Type::Function; }
+
+  bool as_bool() const { return std::get<bool>(v_); }
+  int64_t as_int() const { return type() == Type::Bool ? int64_t{as_bool()} : std::get<int64_t>(v_); }
+  double as_float() const { return type() == Type::Float ? std::get<double>(v_) : static_cast<double>(as_int()); }
+  const std::string& as_string() const { return std::get<std::string>(v_); }
+  List& as_list() const { return *std::get<std::shared_ptr<List>>(v_); }
+  const std::shared_ptr<List>& list_ptr() const { return std::get<std::shared_ptr<List>>(v_); }
+  Dict& as_dict() const { return *std::get<std::shared_ptr<Dict>>(v_); }
+  const std::shared_ptr<Dict>& dict_ptr() const { return std::get<std::shared_ptr<Dict>>(v_); }
+  const Function& as_function() const { return *std::get<std::shared_ptr<const Function>>(v_); }
+  const std::string& undefined_hint() const { return std::get<jinja::Undefined>(v_).hint; }
+
+  // Python truthiness; Undefined is false.
+  bool truthy() const;
+  // Python's type name as Jinja reports it ("str", "int", "list", "dict", "NoneType", ...).
+  std::string type_name() const;
+
+ private:
+  using Var = std::variant<jinja::Undefined, jinja::None, bool, int64_t, double, std::string, std::shared_ptr<List>,
+                           std::shared_ptr<Dict>, std::shared_ptr<const Function>>;
+  explicit Value(Var v) : v_(std::move(v)) {}
+  Var v_;
+};
+
+struct Dict {
+  std::vector<std::pair<std::string, Value>> items;  // insertion order, unique keys
+  bool is_namespace = false;                          // created by namespace(): attributes assignable
+
+  const Value* find(std::string_view key) const;
+  void set(const std::string& key, Value v);  // replaces in place or appends
+};
+
+Value make_dict(std::vector<std::pair<std::string, Value>> items = {});
+Value make_function(std::string name, std::function<Value(CallArgs&)> fn);
+
+// str(v) as Jinja prints it: Undefined -> "", None -> "None", floats as Python repr, lists and
+// dicts as Python repr.
+std::string to_str(const Value& v);
+// Python repr(v) (strings quoted).
+std::string repr(const Value& v);
+// json.dumps(v, ensure_ascii=false, indent, sort_keys) with Python's separators; indent < 0 = none.
+// Throws Error for values JSON cannot hold (undefined, callables).
+std::string to_json(const Value& v, int indent, bool sort_keys, std::string_view item_sep = {},
+                    std::string_view key_sep = {});
+// Python ==.
+bool equals(const Value& a, const Value& b);
+
+// UTF-8 helpers: strings index by code point. Invalid bytes count as one code point each.
+std::vector<size_t> codepoint_offsets(std::string_view s);  // byte offset of each code point, plus s.size()
+size_t codepoint_count(std::string_view s);
+// Python str.upper/lower/title/capitalize and whitespace (str.isspace) on code points.
+std::string str_upper(std::string_view s);
+std::string str_lower(std::string_view s);
+std::string str_title(std::string_view s);
+std::string str_capitalize(std::string_view s);
+// str.strip/lstrip/rstrip; chars == nullptr strips Python whitespace, else any code point in *chars.
+std::string str_strip(std::string_view s, const std::string* chars, bool left, bool right);
+
+}  // namespace contrail::jinja
