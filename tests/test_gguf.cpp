@@ -624,15 +624,10 @@ TEST(GgufModel, LoadsQ8_0Weights) {
 
 TEST(GgufModel, RejectsWhatItCannotRunYet) {
   const std::string q4 = data_path("golden/tiny-random/llama_quant/gguf/model-Q4_0.gguf");
-  const std::string gpt2 = data_path("golden/tiny-random/gpt2/gguf/model.gguf");
   CONTRAIL_REQUIRE_DATA(q4);
-  CONTRAIL_REQUIRE_DATA(gpt2);
-  std::string msg = error_of([&] { load_model_file(q4); });
+  const std::string msg = error_of([&] { load_model_file(q4); });
   EXPECT_NE(msg.find(q4), std::string::npos) << msg;
   EXPECT_NE(msg.find("q4_0, which is not supported yet"), std::string::npos) << msg;
-  msg = error_of([&] { load_model_file(gpt2); });
-  EXPECT_NE(msg.find(gpt2), std::string::npos) << msg;
-  EXPECT_NE(msg.find("'gpt2'"), std::string::npos) << msg;
 }
 
 TEST(Llama2cModel, FindsTheTokenizerBesideTheModel) {

@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "contrail/core/error.h"
+#include "contrail/model/arch.h"
 #include "contrail/model/model_file.h"
+#include "contrail/tokenizer/tokenizer.h"
 #include "contrail/runtime/session.h"
 #include "golden.h"
 #include "test_util.h"
@@ -32,17 +34,50 @@ std::unique_ptr<Session> make_session(ModelFile m) {
 
 class HfGolden : public ::testing::TestWithParam<const char*> {};
 
+// The tokenizer read from the HF files (tokenizer.model / tokenizer.json + tokenizer_config.json)
+// against the GGUF conversion's tokenizer.* keys, which llama.cpp's converter wrote from the same
+// files: same pieces and special ids, and the golden text sequences (first N ids of
+// llama-tokenize(TEXT), BOS as the vocab says) are prefixes of our HF-path tokenization.
+void expect_same_tokenizer(const std::string& model, const VocabData& hf, const VocabData& gguf) {
+  EXPECT_EQ(hf.kind, gguf.kind) << model;
+  ASSERT_EQ(hf.tokens.size(), gguf.tokens.size()) << model;
+  size_t differ = 0;
+  for (size_t i = 0; i < hf.tokens.size(); ++i) differ += hf.tokens[i] != gguf.tokens[i];
+  EXPECT_EQ(differ, 0u) << model << ": pieces that differ";
+  EXPECT_EQ(hf.bos_id, gguf.bos_id) << model;
+  EXPECT_EQ(hf.eos_id, gguf.eos_id) << model;
+  EXPECT_EQ(hf.add_bos, gguf.add_bos) << model;
+  EXPECT_EQ(hf.add_space_prefix, gguf.add_space_prefix) << model;
+  const Tokenizer tok(hf);
+  const json summary = test::read_json(tiny(model, "golden/summary.json"));
+  int checked = 0;
+  for (const auto& seq : summary.at("sequences")) {
+    const std::string how = seq.at("how");
+    const size_t at = how.find("llama-tokenize(");
+    if (at == std::string::npos) continue;  // random ids
+    const std::string key = how.substr(at + 15, how.find(')', at) - at - 15);
+    const auto expected = seq.at("ids").get<std::vector<int32_t>>();
+    auto ids = tok.encode(summary.at("texts").at(key).get<std::string>(), /*add_special=*/true);
+    ASSERT_GE(ids.size(), expected.size()) << model << "/" << seq.at("name");
+    ids.resize(expected.size());
+    EXPECT_EQ(ids, expected) << model << "/" << seq.at("name");
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2) << model;
+}
+
 // Every golden sequence: HF logits within llama.cpp's 1e-3 (MANIFEST, F32/F16-vocab models), and
 // within 1e-4 of the GGUF conversion evaluated by the same transformer (same weights; only the
-// Q/K row order and with it the RoPE layout differ, so only summation order may move results).
+// Q/K row order and with it the RoPE layout differ, so only summation order may move results);
+// greedy continuations equal to llama.cpp's wherever its top1-top2 margin exceeds the tolerance.
 TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
   const std::string model = GetParam();
   const std::string hf_dir = tiny(model, "hf");
   CONTRAIL_REQUIRE_DATA(hf_dir + "/config.json");
   ModelFile hf = load_model_file(hf_dir);
   EXPECT_EQ(hf.format, ModelFormat::HuggingFace);
-  EXPECT_EQ(hf.config.rope.mode, ops::RopeMode::Neox);
-  EXPECT_TRUE(hf.vocab.tokens.empty());
+  const bool rope = arch_traits(hf.config.arch).rope;
+  if (rope) EXPECT_EQ(hf.config.rope.mode, ops::RopeMode::Neox);
   ModelFile gguf = load_gguf_model(tiny(model, "gguf/model.gguf"));
   EXPECT_EQ(hf.config.arch, gguf.config.arch);
   EXPECT_EQ(hf.config.n_vocab, gguf.config.n_vocab);
@@ -51,19 +86,23 @@ TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
   EXPECT_FLOAT_EQ(hf.config.rope.freq_base, gguf.config.rope.freq_base);
   EXPECT_FLOAT_EQ(hf.config.norm_eps, gguf.config.norm_eps);
   EXPECT_EQ(hf.tensors.size(), gguf.tensors.size());
-  hf.vocab = gguf.vocab;  // the HF tokenizer files are not read yet
+  expect_same_tokenizer(model, hf.vocab, gguf.vocab);
   // Control: the unpermuted HF rows with GGUF llama's adjacent-pair RoPE are a different model,
-  // so the comparisons below can tell the layouts apart.
-  ModelFile wrong_layout = hf;
-  wrong_layout.config.rope.mode = ops::RopeMode::Normal;
-  auto s_wrong = make_session(std::move(wrong_layout));
+  // so the comparisons below can tell the layouts apart (GPT-2 has no RoPE).
+  std::unique_ptr<Session> s_wrong;
+  if (rope) {
+    ModelFile wrong_layout = hf;
+    wrong_layout.config.rope.mode = ops::RopeMode::Normal;
+    s_wrong = make_session(std::move(wrong_layout));
+  }
   auto s_hf = make_session(std::move(hf));
   auto s_gguf = make_session(std::move(gguf));
   const int64_t n_vocab = s_hf->config().n_vocab;
 
   for (const std::string& seq : test::tiny_random_sequences(model)) {
     const std::string jpath = tiny(model, "golden/" + seq + ".json");
-    const auto ids = test::read_json(jpath).at("token_ids").get<std::vector<int32_t>>();
+    const json g = test::read_json(jpath);
+    const auto ids = g.at("token_ids").get<std::vector<int32_t>>();
     const auto ref = test::read_f32(tiny(model, "golden/" + seq + ".logits.bin"));
     ASSERT_EQ(ref.size(), ids.size() * static_cast<size_t>(n_vocab)) << jpath;
     const auto got = s_hf->evaluate_all(ids);
@@ -73,11 +112,12 @@ TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
                                       << d_golden.col;
     EXPECT_LE(d_gguf.max_abs, 1e-4) << model << "/" << seq << ": worst at position " << d_gguf.row << ", token "
                                     << d_gguf.col;
-    EXPECT_GT(test::max_abs_diff(s_wrong->evaluate_all(ids), ref, n_vocab).max_abs, 1e-2) << model << "/" << seq;
+    if (s_wrong) EXPECT_GT(test::max_abs_diff(s_wrong->evaluate_all(ids), ref, n_vocab).max_abs, 1e-2) << model << "/" << seq;
+    const int matched = test::check_greedy(*s_hf, ids, g, 1e-3);
     RecordProperty(seq + "_max_abs_diff_golden", std::to_string(d_golden.max_abs));
     RecordProperty(seq + "_max_abs_diff_gguf", std::to_string(d_gguf.max_abs));
-    std::printf("hf %s/%s: max |logit diff| vs llama.cpp %.3g, vs our GGUF %.3g\n", model.c_str(), seq.c_str(),
-                d_golden.max_abs, d_gguf.max_abs);
+    std::printf("hf %s/%s: max |logit diff| vs llama.cpp %.3g, vs our GGUF %.3g, greedy steps matched %d/%zu\n",
+                model.c_str(), seq.c_str(), d_golden.max_abs, d_gguf.max_abs, matched, g.at("greedy_ids").size());
   }
 }
 
@@ -137,10 +177,11 @@ const BadConfig kBadConfigs[] = {
     {"layers_is_float", json::parse(R"({"num_hidden_layers": 2.5})"), "'num_hidden_layers'|2.5|integer"},
     {"tie_is_number", json::parse(R"({"tie_word_embeddings": 1})"), "'tie_word_embeddings'|boolean"},
     {"theta_is_string", json::parse(R"({"rope_theta": "1e4"})"), "'rope_theta'|number"},
-    {"unsupported_class", json::parse(R"({"architectures": ["GPT2LMHeadModel"]})"),
-     "'architectures'|GPT2LMHeadModel|LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"},
-    {"unsupported_model_type", json::parse(R"({"architectures": null, "model_type": "gemma"})"),
-     "'model_type'|gemma|llama"},
+    {"unsupported_class", json::parse(R"({"architectures": ["MambaForCausalLM"]})"),
+     "'architectures'|MambaForCausalLM|LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, "
+     "Gemma2ForCausalLM, Phi3ForCausalLM, GPT2LMHeadModel"},
+    {"unsupported_model_type", json::parse(R"({"architectures": null, "model_type": "mamba"})"),
+     "'model_type'|mamba|llama, mistral, qwen2, gemma, gemma2, phi3, gpt2"},
     {"no_architecture", json::parse(R"({"architectures": null, "model_type": null})"), "'architectures'|missing"},
     {"rope_scaling_yarn", json::parse(R"({"rope_scaling": {"type": "yarn", "factor": 4.0}})"),
      "'rope_scaling'|yarn|linear"},

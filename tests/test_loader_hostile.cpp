@@ -390,8 +390,8 @@ void expect_model_rejected(const std::vector<uint8_t>& img, const std::vector<st
 }
 
 TEST(HostileGgufModel, ConfigKeys) {
-  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_string("general.architecture", "gpt2"); }),
-                        {"unsupported architecture 'gpt2'"});
+  expect_model_rejected(tiny_model("", {}, [](GgufWriter& w) { w.set_string("general.architecture", "mamba"); }),
+                        {"unsupported architecture 'mamba'"});
   expect_model_rejected(tiny_model("llama.block_count"), {"required key 'llama.block_count' is missing"});
   expect_model_rejected(tiny_model("llama.attention.layer_norm_rms_epsilon"),
                         {"'llama.attention.layer_norm_rms_epsilon' is missing"});
@@ -431,8 +431,9 @@ TEST(HostileGgufModel, Tensors) {
                         {"tensor 'blk.0.attn_q.weight' has dtype q4_0, which is not supported yet"});
   expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["token_embd.weight"].first = DType::I32; }),
                         {"tensor 'token_embd.weight' has dtype i32, which is not supported yet"});
-  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["rope_freqs.weight"] = {DType::F32, {4}}; }),
-                        {"unexpected tensor 'rope_freqs.weight'"});
+  // rope_freqs.weight (Llama 3 rope scaling) is optional, but must have n_rot / 2 = 4 factors.
+  expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["rope_freqs.weight"] = {DType::F32, {5}}; }),
+                        {"tensor 'rope_freqs.weight' has shape (5), expected (4)"});
   expect_model_rejected(tiny_model("", [](TensorPlan& p) { p["blk.2.attn_q.weight"] = {DType::F32, {32, 32}}; }),
                         {"unexpected tensor 'blk.2.attn_q.weight'"});
   // The vocabulary size comes from the token list; the embedding must agree with it.

@@ -19,6 +19,7 @@
 #include "contrail/model/arch.h"
 #include "contrail/model/model_file.h"
 #include "contrail/model/safetensors.h"
+#include "contrail/tokenizer/hf_tokenizer.h"
 #include "model/hf_model.h"
 #include "model/loader_detail.h"
 
@@ -263,7 +264,15 @@ ModelFile load_hf_model(const std::string& dir_str) {
                                     file->path(), hf, c.arch));
 
   for (const auto& [key, value] : cj.items()) m.metadata.emplace_back("config." + key, value.dump());
-  // The tokenizer (tokenizer.json / tokenizer.model) is not read yet: m.vocab stays empty.
+  // The tokenizer beside the weights (tokenizer.json, else tokenizer.model, with
+  // tokenizer_config.json & co.). A weights-only directory keeps an empty vocab: Session then
+  // refuses it naming the missing files, while conversion and inspection still work.
+  if (std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.model")) {
+    m.vocab = load_hf_tokenizer(dir_str);
+    if (static_cast<int64_t>(m.vocab.tokens.size()) != c.n_vocab)
+      throw FormatError(fmt::format("{}: the tokenizer has {} tokens but config.json's vocab_size is {}", dir_str,
+                                    m.vocab.tokens.size(), c.n_vocab));
+  }
   return m;
 }
 

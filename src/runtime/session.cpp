@@ -29,9 +29,21 @@ std::unique_ptr<Session> Session::load(const std::string& model_path, const Sess
   return std::make_unique<Session>(std::move(mf), opts);
 }
 
+namespace {
+// A model without a vocabulary (a weights-only Hugging Face directory) cannot run: say which files
+// are missing instead of failing on an empty token list.
+const VocabData& checked_vocab(const ModelFile& m) {
+  if (m.vocab.tokens.empty())
+    throw FormatError(fmt::format("{}: the model has no tokenizer (a Hugging Face directory needs tokenizer.json or "
+                                  "tokenizer.model beside config.json)",
+                                  m.path));
+  return m.vocab;
+}
+}  // namespace
+
 Session::Session(std::shared_ptr<const ModelFile> model, const SessionOptions& opts)
     : transformer_(model),
-      tokenizer_(model->vocab),
+      tokenizer_(checked_vocab(*model)),
       pool_(opts.n_threads),
       cache_(model->config, pick_ctx(model->config, opts.n_ctx)),
       n_batch_(opts.n_batch) {
