@@ -71,8 +71,10 @@ ModelFile load_llama2c_model(const std::string& path, const std::string& tokeniz
 // "gemma2"; Phi3ForCausalLM -> "phi3"; GPT2LMHeadModel -> "gpt2") and model.safetensors, or the
 // shards listed by model.safetensors.index.json. Tensors are renamed to the names above and viewed
 // in place (f32, f16 or bf16), except the transformed copies described above and rope_freqs.weight,
-// which is computed from config.json. The tokenizer is not read yet: vocab is left empty, so a
-// Session needs one from elsewhere (e.g. the GGUF conversion's read_gguf_vocab).
+// which is computed from config.json. The vocabulary comes from the tokenizer files beside it
+// (load_hf_tokenizer: tokenizer.json, else tokenizer.model, plus tokenizer_config.json & co.) and
+// must have vocab_size tokens; without tokenizer files vocab is left empty (Session refuses such
+// a model; conversion and `info` still work).
 ModelFile load_hf_model(const std::string& dir);
 
 // Builds VocabData from GGUF tokenizer.* keys (tokenizer.ggml.model/tokens/scores/token_type/
