@@ -109,13 +109,15 @@ TEST(Cli, InfoDescribesModel) {
 TEST(Cli, HelpIsCompleteForEveryCommand) {
   std::string out;
   ASSERT_EQ(test::run_command(cli() + " --help", &out), 0);
-  for (const char* sub : {"run", "info", "tokenize", "logits", "bench"}) EXPECT_NE(out.find(sub), std::string::npos) << sub;
+  for (const char* sub : {"run", "info", "tokenize", "logits", "bench", "chat", "convert", "pull"})
+    EXPECT_NE(out.find(sub), std::string::npos) << sub;
   const std::pair<const char*, std::vector<const char*>> subs[] = {
       {"run", {"--prompt", "--n-predict", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--model", "--threads"}},
       {"info", {"--model", "--tensors"}},
       {"tokenize", {"--ids", "--file", "--model"}},
       {"logits", {"--tokens", "--output", "--model"}},
       {"bench", {"--n-prompt", "--n-gen", "--repetitions", "--json"}},
+      {"chat", {"--model", "--system", "--chat-template", "--n-predict", "--temp", "--seed", "/reset", "/exit"}},
   };
   for (const auto& [sub, opts] : subs) {
     out.clear();
@@ -138,6 +140,43 @@ TEST(Cli, BadInputGivesClearErrors) {
   EXPECT_NE(out.find("temperature"), std::string::npos) << out;
   out.clear();
   EXPECT_NE(test::run_command(cli() + " run --no-such-flag 2>&1", &out), 0);
+}
+
+// `contrail chat` with stories260K and a template that concatenates the messages after BOS: the
+// first reply is llama2.c's greedy continuation of the message (its golden stdout), /reset starts
+// over, and the next message is rendered without the earlier turns.
+TEST(Cli, ChatRepliesWithTheTemplateRenderedPrompt) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  test::TempDir dir("cli_chat");
+  const std::string text = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+  const std::string tmpl = dir.write("concat.jinja", std::vector<uint8_t>(text.begin(), text.end()));
+  std::string out;
+  ASSERT_EQ(test::run_command("printf 'Once upon a time\\n/reset\\nLily and Ben\\n' | " + cli() + " chat -m " +
+                                  quote(model) + " --chat-template " + quote(tmpl) + " -n 24 --temp 0 --show-prompt 2>" +
+                                  quote(dir.file("stderr.txt")),
+                              &out),
+            0)
+      << test::read_text(dir.file("stderr.txt"));
+  const size_t nl = out.find('\n');
+  ASSERT_NE(nl, std::string::npos) << out;
+  const std::string reply1 = out.substr(0, nl);
+  const std::string golden0 = test::read_text(golden_case("p0_once_upon_a_time", ".stdout.txt"));
+  ASSERT_GT(reply1.size(), 20u) << out;
+  EXPECT_EQ(golden0.rfind("Once upon a time" + reply1, 0), 0u) << "reply: " << reply1;
+  EXPECT_NE(out.find("(conversation cleared)\n"), std::string::npos) << out;
+  const std::string reply2 = out.substr(out.find("(conversation cleared)\n") + 23);
+  const std::string golden1 = test::read_text(golden_case("p1_lily_and_ben", ".stdout.txt"));
+  ASSERT_GT(reply2.size(), 20u) << out;
+  EXPECT_EQ(golden1.rfind("Lily and Ben " + reply2.substr(0, reply2.size() - 1), 0), 0u) << "reply: " << reply2;
+  const std::string err = test::read_text(dir.file("stderr.txt"));
+  EXPECT_NE(err.find("--- prompt ---\n<s>Lily and Ben\n"), std::string::npos) << err;  // no earlier turns
+
+  // stories260K has no chat template of its own.
+  out.clear();
+  EXPECT_EQ(test::run_command("echo hi | " + cli() + " chat -m " + quote(model) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("has no chat template"), std::string::npos) << out;
+  EXPECT_NE(out.find("--chat-template"), std::string::npos) << out;
 }
 
 }  // namespace

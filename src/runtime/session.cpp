@@ -71,8 +71,10 @@ std::vector<float> Session::evaluate_all(std::span<const int32_t> ids) {
   if (static_cast<int64_t>(ids.size()) > n_ctx())
     throw InvalidArgument(fmt::format("evaluate: {} tokens exceed the context size {}", ids.size(), n_ctx()));
   cache_.clear();
+  cached_ids_.clear();
   std::vector<float> logits;
   prefill(ids, logits, true);
+  cached_ids_.assign(ids.begin(), ids.end());
   return logits;
 }
 
@@ -89,10 +91,20 @@ GenerationStats Session::generate(std::span<const int32_t> prompt, const Generat
 
   GenerationStats st;
   st.n_prompt = static_cast<int64_t>(prompt.size());
-  cache_.clear();
+  // Reusable rows: the common prefix, but at least the last prompt token is computed again, since
+  // its logits are needed to sample from.
+  size_t keep = 0;
+  if (opts.reuse_cache) {
+    const size_t limit = std::min(prompt.size() - 1, cached_ids_.size());
+    while (keep < limit && cached_ids_[keep] == prompt[keep]) ++keep;
+  }
+  cache_.set_n_past(static_cast<int64_t>(keep));
+  cached_ids_.resize(keep);
+  st.n_prompt_cached = static_cast<int64_t>(keep);
   std::vector<float> logits;  // (1, n_vocab)
   auto t0 = std::chrono::steady_clock::now();
-  prefill(prompt, logits, false);
+  prefill(prompt.subspan(keep), logits, false);
+  cached_ids_.assign(prompt.begin(), prompt.end());
   st.prompt_seconds = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -106,6 +118,7 @@ GenerationStats Session::generate(std::span<const int32_t> prompt, const Generat
     if (st.n_generated == opts.max_new_tokens || cache_.n_past() >= n_ctx()) break;
     const int32_t one[1] = {id};
     transformer_.forward(one, cache_, pool_, logits, false);
+    cached_ids_.push_back(id);
   }
   st.gen_seconds = seconds_since(t0);
   return st;

@@ -36,5 +36,6 @@ void register_logits(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
 void register_pull(CLI::App& app, int& status);
 void register_convert(CLI::App& app, int& status);
+void register_chat(CLI::App& app, int& status);
 
 }  // namespace contrail::cli

@@ -28,10 +28,15 @@ struct GenerateOptions {
   SamplingParams sampling;
   bool stop_at_eog = true;           // stop when the model emits an end-of-generation token
   std::vector<int32_t> stop_token_ids;
+  // Keep the KV rows of the longest common prefix of `prompt` and the tokens the cache already
+  // holds from the previous generate call (a chat's earlier turns), computing only the rest.
+  // Results are identical to a fresh prefill; false clears the cache first.
+  bool reuse_cache = false;
 };
 
 struct GenerationStats {
   int64_t n_prompt = 0;
+  int64_t n_prompt_cached = 0;  // prompt tokens whose KV rows were reused (reuse_cache)
   int64_t n_generated = 0;
   double prompt_seconds = 0;  // prompt processing (first forward passes)
   double gen_seconds = 0;     // every forward after the prompt, plus sampling
@@ -57,7 +62,7 @@ class Session {
   // position, (n_ids, n_vocab) row-major.
   std::vector<float> evaluate_all(std::span<const int32_t> ids);
 
-  // Generates after `prompt` (cache cleared first). on_token(id) is called for every generated
+  // Generates after `prompt` (cache cleared first unless opts.reuse_cache). on_token(id) is called for every generated
   // token and may return false to stop. Throws InvalidArgument when the prompt is empty or does
   // not fit the context (naming n_prompt and n_ctx). Stops at max_new_tokens, the context end,
   // an end-of-generation token (not passed to on_token) or a stop id.
@@ -69,6 +74,8 @@ class Session {
 
   Transformer transformer_;
   Tokenizer tokenizer_;
+  // The tokens whose K/V rows the cache holds, in order (cache_.n_past() of them).
+  std::vector<int32_t> cached_ids_;
   ThreadPool pool_;
   KvCache cache_;
   int64_t n_batch_;
