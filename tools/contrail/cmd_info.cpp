@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common.h"
+#include "contrail/model/arch.h"
 #include "contrail/core/cpu_features.h"
 #include "contrail/tokenizer/tokenizer.h"
 
@@ -20,12 +21,21 @@ int info(const InfoArgs& a) {
   const std::string path = resolve_model(a.model);
   const ModelFile mf = load_model_file(path, session_options(a.model).load);
   const ModelConfig& c = mf.config;
-  fmt::print("file:          {} ({})\n", mf.path, mf.format == ModelFormat::Gguf ? "GGUF" : "llama2.c");
+  const char* format = mf.format == ModelFormat::Gguf          ? "GGUF"
+                       : mf.format == ModelFormat::HuggingFace ? "Hugging Face safetensors"
+                                                               : "llama2.c";
+  fmt::print("file:          {} ({})\n", mf.path, format);
   fmt::print("architecture:  {}{}\n", c.arch, c.name.empty() ? "" : fmt::format(" ({})", c.name));
   fmt::print("n_vocab {}  n_embd {}  n_layer {}  n_head {}  n_head_kv {}  head_dim {}  n_ff {}\n", c.n_vocab, c.n_embd,
              c.n_layer, c.n_head, c.n_head_kv, c.head_dim, c.n_ff);
-  fmt::print("n_ctx_train {}  norm_eps {:g}  rope: n_rot {} base {:g} scale {:g}  tied embeddings: {}\n", c.n_ctx_train,
-             c.norm_eps, c.rope.n_rot, c.rope.freq_base, c.rope.freq_scale, c.tied_embeddings ? "yes" : "no");
+  const std::string positions =
+      arch_traits(c.arch).rope ? fmt::format("rope: n_rot {} base {:g} scale {:g}{}", c.rope.n_rot, c.rope.freq_base,
+                                             c.rope.freq_scale, c.rope_freq_factors ? " (frequency factors)" : "")
+                               : std::string("learned absolute positions");
+  fmt::print("n_ctx_train {}  norm_eps {:g}  {}  tied embeddings: {}\n", c.n_ctx_train, c.norm_eps, positions,
+             c.tied_embeddings ? "yes" : "no");
+  if (!mf.vocab.chat_template.empty())
+    fmt::print("chat template: {} bytes\n", mf.vocab.chat_template.size());
 
   std::map<std::string, std::pair<int, size_t>> by_dtype;  // dtype -> (count, bytes)
   int64_t params = 0;
