@@ -14,7 +14,9 @@ namespace {
 
 using Json = nlohmann::ordered_json;  // keeps object member order, as Python dicts do
 
-jinja::Value from_json(const Json& j) {
+jinja::Value from_json(const Json& j, const char* what, int depth = 0) {
+  if (depth > jinja::kMaxValueDepth)
+    throw InvalidArgument(fmt::format("chat template {}: JSON nested deeper than the limit of {} levels", what, jinja::kMaxValueDepth));
   switch (j.type()) {
     case Json::value_t::null: return jinja::Value::none();
     case Json::value_t::boolean: return jinja::Value(j.get<bool>());
@@ -27,12 +29,12 @@ jinja::Value from_json(const Json& j) {
     case Json::value_t::string: return jinja::Value(j.get<std::string>());
     case Json::value_t::array: {
       jinja::List items;
-      for (const Json& x : j) items.push_back(from_json(x));
+      for (const Json& x : j) items.push_back(from_json(x, what, depth + 1));
       return jinja::Value(std::move(items));
     }
     case Json::value_t::object: {
       auto d = std::make_shared<jinja::Dict>();
-      for (const auto& [k, v] : j.items()) d->set(k, from_json(v));
+      for (const auto& [k, v] : j.items()) d->set(k, from_json(v, what, depth + 1));
       return jinja::Value(std::move(d));
     }
     default: break;
@@ -50,7 +52,7 @@ void merge_json_object(const std::string& text, jinja::Dict& into, const char* w
     throw InvalidArgument(fmt::format("chat template {}: invalid JSON: {}", what, e.what()));
   }
   if (!j.is_object()) throw InvalidArgument(fmt::format("chat template {}: expected a JSON object, got {}", what, j.type_name()));
-  for (const auto& [k, v] : j.items()) into.set(k, from_json(v));
+  for (const auto& [k, v] : j.items()) into.set(k, from_json(v, what, 1));
 }
 
 // jinja2's source handling: \r\n and \r become \n; one trailing newline is dropped

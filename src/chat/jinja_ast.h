@@ -44,7 +44,7 @@ struct Expr {
   enum class Kind {
     Literal,   // value
     Name,      // name
-    ListLit,   // args = items (tuples are lists too)
+    ListLit,   // args = items; name "tuple" for a tuple
     DictLit,   // args = key0, value0, key1, value1, ... (keys must evaluate to strings)
     GetAttr,   // args[0] = object, name = attribute
     GetItem,   // args[0] = object, args[1] = index

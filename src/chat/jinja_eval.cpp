@@ -135,8 +135,17 @@ class Interpreter {
         return Flow::Normal;
       }
       case Stmt::Kind::Macro: {
-        const Stmt* macro = &s;
-        scope.vars[s.targets[0]] = make_function(s.targets[0], [this, macro](CallArgs& a) { return call_macro(*macro, a); });
+        // A macro defined inside a loop or macro sees that scope's variables as they are now, as
+        // jinja2's closures do (the scope itself ends before a later call may come); one defined
+        // at the top level sees the template's variables when it is called.
+        std::shared_ptr<Scope> closure;
+        if (&scope != &root_) {
+          closure = std::make_shared<Scope>();
+          for (const Scope* sc = &scope; sc && sc != &root_; sc = sc->parent)
+            for (const auto& [k, v] : sc->vars) closure->vars.emplace(k, v);  // innermost wins
+          closure->parent = &root_;
+        }
+        scope.vars[s.targets[0]] = macro_value(s, std::move(closure));
         return Flow::Normal;
       }
       case Stmt::Kind::Break: return Flow::Break;
@@ -203,12 +212,18 @@ class Interpreter {
     return Flow::Normal;
   }
 
-  Value call_macro(const Stmt& m, CallArgs& a) {
+  Value macro_value(const Stmt& m, std::shared_ptr<const Scope> closure) {
+    const Stmt* macro = &m;
+    return make_function(m.targets[0], [this, macro, closure](CallArgs& a) { return call_macro(*macro, a, closure); });
+  }
+
+  Value call_macro(const Stmt& m, CallArgs& a, const std::shared_ptr<const Scope>& closure) {
     DepthGuard g(*this);
     const std::string& name = m.targets[0];
     if (a.args.size() > m.params.size())
       throw Error(fmt::format("macro '{}' takes not more than {} argument(s)", name, m.params.size()));
-    Scope local{{}, &root_};
+    Scope local{{}, closure ? closure.get() : &root_};
+    if (closure) local.vars[name] = macro_value(m, closure);  // the macro can call itself
     std::vector<bool> set(m.params.size(), false);
     for (size_t i = 0; i < a.args.size(); ++i) {
       local.vars[m.params[i].name] = a.args[i];
@@ -275,6 +290,7 @@ class Interpreter {
       case Expr::Kind::ListLit: {
         List items;
         for (const ExprPtr& x : e.args) items.push_back(eval(*x, scope));
+        items.tuple = e.name == "tuple";
         return Value(std::move(items));
       }
       case Expr::Kind::DictLit: {
@@ -466,6 +482,7 @@ class Interpreter {
       return Value(std::move(s));
     }
     List l;
+    l.tuple = seq.as_list().tuple;
     for (int64_t i = 0; i < n; ++i) l.insert(l.end(), seq.as_list().begin(), seq.as_list().end());
     return Value(std::move(l));
   }

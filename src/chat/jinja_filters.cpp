@@ -160,7 +160,7 @@ Value f_items(const Value& in, CallArgs& a, const L&) {
   if (in.is_undefined()) return Value(List{});
   if (!in.is_dict()) throw Error(fmt::format("items filter: can only get item pairs from a mapping, not {}", in.type_name()));
   List out;
-  for (const auto& [k, v] : in.as_dict().items) out.emplace_back(List{Value(k), v});
+  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{Value(k), v}));
   return Value(std::move(out));
 }
 
@@ -355,7 +355,7 @@ Value f_dictsort(const Value& in, CallArgs& a, const L&) {
   const std::string by = given(p[1]) ? to_str(p[1]) : "key";
   if (by != "key" && by != "value") throw Error("dictsort: 'by' must be 'key' or 'value'");
   List out;
-  for (const auto& [k, v] : in.as_dict().items) out.emplace_back(List{Value(k), v});
+  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{Value(k), v}));
   const size_t idx = by == "key" ? 0 : 1;
   std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) {
     const Value kx = sort_key(x.as_list()[idx], cs), ky = sort_key(y.as_list()[idx], cs);
@@ -539,13 +539,16 @@ bool t_divisibleby(const Value& v, CallArgs& a) {
   if (d == 0) throw Error("integer division or modulo by zero");
   return d == -1 || int_of(v, "divisibleby") % d == 0;
 }
+// str(v).islower() / isupper(): no cased character of the other case, and at least one cased one.
 bool t_lower(const Value& v, CallArgs& a) {
   no_args(a, "lower");
-  return v.is_string() && str_lower(v.as_string()) == v.as_string();
+  const std::string s = to_str(v);
+  return str_lower(s) == s && str_upper(s) != s;
 }
 bool t_upper(const Value& v, CallArgs& a) {
   no_args(a, "upper");
-  return v.is_string() && str_upper(v.as_string()) == v.as_string();
+  const std::string s = to_str(v);
+  return str_upper(s) == s && str_lower(s) != s;
 }
 
 const std::unordered_map<std::string, TestFn>& tests() {
@@ -571,11 +574,15 @@ bool is_known_test(const std::string& name) { return tests().count(name) != 0; }
 Value call_filter(const std::string& name, const Value& input, CallArgs& args, const ChatTemplateLimits& limits) {
   const auto it = filters().find(name);
   if (it == filters().end()) throw Error(fmt::format("no filter named '{}'", name));
-  // Only default, the type tests behind it and printing-like filters accept an undefined input.
-  if (input.is_undefined() && !input.undefined_hint().empty() && name != "default" && name != "d" &&
-      name != "length" && name != "count" && name != "string" && name != "trim" && name != "list" &&
-      name != "first" && name != "last" && name != "join" && name != "items" && name != "upper" && name != "lower" &&
-      name != "capitalize" && name != "title" && name != "safe" && name != "e" && name != "escape")
+  // An undefined input works where jinja2's filter only prints or iterates it (str(), iter(), len()
+  // of Undefined succeed); every other filter fails on it, as in jinja2.
+  static const char* const kAcceptUndefined[] = {
+      "default", "d",     "length", "count",  "string", "trim", "list",      "first",   "last",
+      "join",    "items", "upper",  "lower",  "capitalize", "title", "safe", "e",       "escape",
+      "replace", "wordcount", "sort", "sum",  "unique", "map",  "select",    "reject",  "selectattr",
+      "rejectattr", "min", "max"};
+  if (input.is_undefined() && !input.undefined_hint().empty() &&
+      std::find(std::begin(kAcceptUndefined), std::end(kAcceptUndefined), name) == std::end(kAcceptUndefined))
     fail_undefined(input);
   return it->second(input, args, limits);
 }

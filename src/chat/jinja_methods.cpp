@@ -190,7 +190,7 @@ Value dict_method(const std::shared_ptr<Dict>& d, const std::string& name) {
       bind_args(a, name.c_str(), {});
       List out;
       for (const auto& [k, v] : d->items)
-        out.push_back(name == "items" ? Value(List{Value(k), v}) : name == "keys" ? Value(k) : v);
+        out.push_back(name == "items" ? make_tuple(List{Value(k), v}) : name == "keys" ? Value(k) : v);
       return Value(std::move(out));
     });
   if (name == "get")
@@ -278,13 +278,18 @@ Value slice(const Value& obj, const Value& start_v, const Value& stop_v, const V
     if (obj.is_list()) items.push_back(obj.as_list()[u]);
     else s.append(obj.as_string(), offs[u], offs[u + 1] - offs[u]);
   }
+  items.tuple = obj.is_list() && obj.as_list().tuple;
   return obj.is_list() ? Value(std::move(items)) : Value(std::move(s));
 }
 
 List iterate(const Value& v) {
   switch (v.type()) {
     case Value::Type::Undefined: return {};
-    case Value::Type::List: return v.as_list();
+    case Value::Type::List: {
+      List items = v.as_list();
+      items.tuple = false;
+      return items;
+    }
     case Value::Type::Dict: {
       if (v.as_dict().is_namespace) break;
       List keys;
@@ -302,7 +307,10 @@ List iterate(const Value& v) {
   throw Error(fmt::format("'{}' object is not iterable", v.type_name()));
 }
 
-bool less(const Value& a, const Value& b) {
+namespace {
+
+bool less_at(const Value& a, const Value& b, int depth) {
+  if (depth > kMaxValueDepth) throw Error(fmt::format("value nested deeper than the limit of {} levels", kMaxValueDepth));
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   if (a.is_number() && b.is_number()) {
@@ -313,11 +321,15 @@ bool less(const Value& a, const Value& b) {
   if (a.is_list() && b.is_list()) {
     const List &x = a.as_list(), &y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-      if (!equals(x[i], y[i])) return less(x[i], y[i]);
+      if (!equals(x[i], y[i])) return less_at(x[i], y[i], depth + 1);
     return x.size() < y.size();
   }
   throw Error(fmt::format("'<' not supported between instances of '{}' and '{}'", a.type_name(), b.type_name()));
 }
+
+}  // namespace
+
+bool less(const Value& a, const Value& b) { return less_at(a, b, 0); }
 
 Value global_function(const std::string& name, const ChatTemplateLimits& limits) {
   if (name == "raise_exception")

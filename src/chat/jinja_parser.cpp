@@ -284,9 +284,10 @@ class Parser {
     ExprPtr first = with_condexpr ? parse_expression() : parse_or();
     if (!is_op(",")) return first;
     auto t = node(Expr::Kind::ListLit, pos);
+    t->name = "tuple";
     t->args.push_back(std::move(first));
     while (accept_op(",")) {
-      if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd) break;
+      if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || is_op(")")) break;  // trailing comma
       t->args.push_back(with_condexpr ? parse_expression() : parse_or());
     }
     return t;
@@ -448,7 +449,11 @@ class Parser {
       case Tok::Op:
         if (t.text == "(") {
           next();
-          if (accept_op(")")) return node(Expr::Kind::ListLit, t.pos);  // empty tuple
+          if (accept_op(")")) {  // empty tuple
+            auto e = node(Expr::Kind::ListLit, t.pos);
+            e->name = "tuple";
+            return e;
+          }
           ExprPtr e = parse_tuple(false);
           expect_op(")");
           return e;

@@ -55,6 +55,50 @@ void Dict::set(const std::string& key, Value v) {
   items.emplace_back(key, std::move(v));
 }
 
+namespace {
+
+// Containers whose last reference is dropped while another is being released wait here, so that
+// releasing deeply nested data is a loop, not a recursion.
+thread_local std::vector<Value> t_pending;
+thread_local bool t_draining = false;
+
+template <class ForEachChild>
+void release_children(ForEachChild&& for_each_child) {
+  for_each_child([](Value& v) {
+    if (v.is_list() || v.is_dict()) t_pending.push_back(std::move(v));
+  });
+  if (t_draining) return;
+  t_draining = true;
+  while (!t_pending.empty()) {
+    Value v = std::move(t_pending.back());
+    t_pending.pop_back();
+  }  // v is destroyed here; a container it held last queues its own children
+  t_draining = false;
+}
+
+[[noreturn]] void fail_depth() {
+  throw Error(fmt::format("value nested deeper than the limit of {} levels", kMaxValueDepth));
+}
+
+}  // namespace
+
+List::~List() {
+  release_children([this](auto&& queue) {
+    for (Value& v : *this) queue(v);
+  });
+}
+
+Dict::~Dict() {
+  release_children([this](auto&& queue) {
+    for (auto& kv : items) queue(kv.second);
+  });
+}
+
+Value make_tuple(List items) {
+  items.tuple = true;
+  return Value(std::move(items));
+}
+
 Value make_dict(std::vector<std::pair<std::string, Value>> items) {
   auto d = std::make_shared<Dict>();
   for (auto& [k, v] : items) d->set(k, std::move(v));
@@ -123,6 +167,7 @@ struct JsonWriter {
   }
 
   void write(const Value& v, int level) {
+    if (level > kMaxValueDepth) fail_depth();
     switch (v.type()) {
       case Value::Type::None: out += "null"; return;
       case Value::Type::Bool: out += v.as_bool() ? "true" : "false"; return;
@@ -243,38 +288,60 @@ std::string to_str(const Value& v) {
   }
 }
 
-std::string repr(const Value& v) {
+namespace {
+
+// Python repr; `open` holds the namespaces being printed (a namespace inside itself prints as
+// Python's recursive repr does).
+void repr_into(const Value& v, int depth, std::vector<const Dict*>& open, std::string& out) {
+  if (depth > kMaxValueDepth) fail_depth();
   switch (v.type()) {
-    case Value::Type::String: return string_repr(v.as_string());
-    case Value::Type::Undefined: return "Undefined";
+    case Value::Type::String: out += string_repr(v.as_string()); return;
+    case Value::Type::Undefined: out += "Undefined"; return;
     case Value::Type::List: {
-      std::string out = "[";
-      for (size_t i = 0; i < v.as_list().size(); ++i) out += (i ? ", " : "") + repr(v.as_list()[i]);
-      return out + "]";
+      const List& l = v.as_list();
+      out += l.tuple ? '(' : '[';
+      for (size_t i = 0; i < l.size(); ++i) {
+        if (i) out += ", ";
+        repr_into(l[i], depth + 1, open, out);
+      }
+      if (l.tuple && l.size() == 1) out += ',';
+      out += l.tuple ? ')' : ']';
+      return;
     }
     case Value::Type::Dict: {
-      std::string out = v.as_dict().is_namespace ? "Namespace(" : "{";
+      const Dict& d = v.as_dict();
+      if (d.is_namespace) {
+        if (std::find(open.begin(), open.end(), &d) != open.end()) {
+          out += "<Namespace {...}>";
+          return;
+        }
+        out += "<Namespace ";
+        open.push_back(&d);
+      }
+      out += '{';
       bool first = true;
-      for (const auto& [k, x] : v.as_dict().items) {
-        out += (first ? "" : ", ") + (v.as_dict().is_namespace ? k + "=" : string_repr(k) + ": ") + repr(x);
+      for (const auto& [k, x] : d.items) {
+        if (!first) out += ", ";
+        out += string_repr(k);
+        out += ": ";
+        repr_into(x, depth + 1, open, out);
         first = false;
       }
-      return out + (v.as_dict().is_namespace ? ")" : "}");
+      out += '}';
+      if (d.is_namespace) {
+        open.pop_back();
+        out += '>';
+      }
+      return;
     }
-    case Value::Type::Function: return "<function " + v.as_function().name + ">";
-    default: return to_str(v);
+    case Value::Type::Function: out += "<function " + v.as_function().name + ">"; return;
+    default: out += to_str(v); return;
   }
 }
 
-std::string to_json(const Value& v, int indent, bool sort_keys, std::string_view item_sep, std::string_view key_sep) {
-  JsonWriter w{indent, sort_keys, item_sep.empty() ? (indent >= 0 ? "," : ", ") : item_sep,
-               key_sep.empty() ? ": " : key_sep, {}};
-  w.write(v, 0);
-  return std::move(w.out);
-}
-
-bool equals(const Value& a, const Value& b) {
+bool equals_at(const Value& a, const Value& b, int depth) {
   using T = Value::Type;
+  if (depth > kMaxValueDepth) fail_depth();
   if (a.is_number() && b.is_number()) {
     if (a.type() != T::Float && b.type() != T::Float) return a.as_int() == b.as_int();
     return a.as_float() == b.as_float();
@@ -286,18 +353,19 @@ bool equals(const Value& a, const Value& b) {
     case T::String: return a.as_string() == b.as_string();
     case T::List: {
       const List &x = a.as_list(), &y = b.as_list();
-      if (x.size() != y.size()) return false;
+      if (&x == &y) return true;
+      if (x.size() != y.size() || x.tuple != y.tuple) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equals(x[i], y[i])) return false;
+        if (!equals_at(x[i], y[i], depth + 1)) return false;
       return true;
     }
     case T::Dict: {
       const Dict &x = a.as_dict(), &y = b.as_dict();
-      if (x.is_namespace || y.is_namespace) return &x == &y;
+      if (x.is_namespace || y.is_namespace || &x == &y) return &x == &y;
       if (x.items.size() != y.items.size()) return false;
       for (const auto& [k, v] : x.items) {
         const Value* w = y.find(k);
-        if (!w || !equals(v, *w)) return false;
+        if (!w || !equals_at(v, *w, depth + 1)) return false;
       }
       return true;
     }
@@ -305,6 +373,24 @@ bool equals(const Value& a, const Value& b) {
     default: return false;
   }
 }
+
+}  // namespace
+
+std::string repr(const Value& v) {
+  std::vector<const Dict*> open;
+  std::string out;
+  repr_into(v, 0, open, out);
+  return out;
+}
+
+std::string to_json(const Value& v, int indent, bool sort_keys, std::string_view item_sep, std::string_view key_sep) {
+  JsonWriter w{indent, sort_keys, item_sep.empty() ? (indent >= 0 ? "," : ", ") : item_sep,
+               key_sep.empty() ? ": " : key_sep, {}};
+  w.write(v, 0);
+  return std::move(w.out);
+}
+
+bool equals(const Value& a, const Value& b) { return equals_at(a, b, 0); }
 
 std::vector<size_t> codepoint_offsets(std::string_view s) {
   std::vector<size_t> offs;

@@ -1,5 +1,5 @@
 // Values of the Jinja interpreter, with Python semantics: None, bool, int (64-bit), float, str
-// (UTF-8; lengths and indices count code points), list (tuples are lists), dict (insertion
+// (UTF-8; lengths and indices count code points), list and tuple, dict (insertion
 // ordered, string keys), namespace (a dict whose attributes `set` may assign), callables
 // (built-in functions, bound methods, macros) and Jinja's Undefined.
 // Lists and dicts have reference semantics (shared_ptr), as in Python.
@@ -16,8 +16,26 @@
 namespace contrail::jinja {
 
 class Value;
-using List = std::vector<Value>;
 struct Dict;
+
+// Nesting deeper than this (lists, dicts, namespaces) makes repr, tojson, comparisons and the JSON
+// context conversion throw Error, as Python's recursion limit makes jinja2 fail.
+constexpr int kMaxValueDepth = 1000;
+
+// A list (or tuple: printed "(a, b)", never equal to a list). Destroying one releases nested
+// containers iteratively, so arbitrarily deep data cannot overflow the stack.
+struct List : std::vector<Value> {
+  using std::vector<Value>::vector;
+  List() = default;
+  List(std::vector<Value> v) : std::vector<Value>(std::move(v)) {}  // NOLINT: implicit on purpose
+  List(const List&) = default;
+  List(List&&) noexcept = default;
+  List& operator=(const List&) = default;
+  List& operator=(List&&) noexcept = default;
+  ~List();
+
+  bool tuple = false;
+};
 
 // Arguments of a call: positional, then keyword (in source order).
 struct CallArgs {
@@ -89,6 +107,11 @@ class Value {
 };
 
 struct Dict {
+  Dict() = default;
+  Dict(const Dict&) = delete;
+  Dict& operator=(const Dict&) = delete;
+  ~Dict();  // releases nested containers iteratively, as ~List does
+
   std::vector<std::pair<std::string, Value>> items;  // insertion order, unique keys
   bool is_namespace = false;                          // created by namespace(): attributes assignable
 
@@ -97,10 +120,12 @@ struct Dict {
 };
 
 Value make_dict(std::vector<std::pair<std::string, Value>> items = {});
+// A tuple value (Python's (a, b)): dict items and tuple literals.
+Value make_tuple(List items);
 Value make_function(std::string name, std::function<Value(CallArgs&)> fn);
 
-// str(v) as Jinja prints it: Undefined -> "", None -> "None", floats as Python repr, lists and
-// dicts as Python repr.
+// str(v) as Jinja prints it: Undefined -> "", None -> "None", floats as Python repr, lists, tuples,
+// dicts and namespaces as Python repr (a namespace inside itself prints "<Namespace {...}>").
 std::string to_str(const Value& v);
 // Python repr(v) (strings quoted).
 std::string repr(const Value& v);
@@ -108,7 +133,7 @@ std::string repr(const Value& v);
 // Throws Error for values JSON cannot hold (undefined, callables).
 std::string to_json(const Value& v, int indent, bool sort_keys, std::string_view item_sep = {},
                     std::string_view key_sep = {});
-// Python ==.
+// Python == (a tuple never equals a list).
 bool equals(const Value& a, const Value& b);
 
 // UTF-8 helpers: strings index by code point. Invalid bytes count as one code point each.

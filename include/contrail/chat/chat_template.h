@@ -14,7 +14,11 @@
 // tags, filters and tests are FormatError at construction ("line L:C: ..."), unsupported
 // operations at render time are Error naming the template line:column.
 // Known gaps: integers are 64-bit (overflow is an error where Python would use a bignum);
-// dictionary keys are strings.
+// dictionary keys are strings; select/reject/map/unique/reverse give lists where jinja2 gives
+// generators (printing one directly, or taking its |length, differs from jinja2); a macro
+// defined inside a loop sees the loop's variables as they were at its definition.
+// Data nested deeper than 1000 levels (jinja2's recursion limit) fails when printed, serialised
+// or compared.
 //
 // Hostile templates are bounded: nesting depth, macro recursion depth, total loop iterations and
 // the size of every string/list produced (and of the output) have limits; exceeding one throws
