@@ -10,6 +10,7 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -286,6 +287,111 @@ TEST(Attention, RejectsBadArguments) {
   bad = p;
   bad.softcap = -1.0f;
   expect_invalid([&] { ops::attention(q, k, v, ok, bad, out, pool); }, {"attention", "softcap -1"});
+}
+
+// ---- paged attention ------------------------------------------------------------------------------
+
+// Several sequences whose K/V rows are scattered over a shared pool in shuffled blocks: every
+// token's output equals the double-precision reference on that sequence's contiguous K/V, for
+// every ISA, block sizes that do and do not divide the lengths, windows and soft-capping.
+TEST(PagedAttention, MatchesTheReferenceOnScatteredBlocks) {
+  ActiveIsaGuard guard;
+  std::mt19937 rng(777);
+  ThreadPool pool(2);
+  for (int64_t block_size : {1, 3, 16}) {
+    for (int64_t window : {0, 5}) {
+      for (float softcap : {0.0f, 1.5f}) {
+        const int64_t n_head = 4, n_head_kv = 2, head_dim = 20;
+        const int64_t kv_stride = n_head_kv * head_dim;
+        const int n_seqs = 3;
+        // Sequence s has n_kv[s] positions; its batch tokens are its last n_new[s] positions
+        // (a prefill chunk or a single decode token), or arbitrary positions for the last one.
+        std::vector<int64_t> n_kv(n_seqs), n_new(n_seqs);
+        int64_t blocks_needed = 0;
+        for (int s = 0; s < n_seqs; ++s) {
+          n_kv[s] = std::uniform_int_distribution<int64_t>(1, 70)(rng);
+          n_new[s] = s == 1 ? 1 : std::uniform_int_distribution<int64_t>(1, n_kv[s])(rng);
+          blocks_needed += (n_kv[s] + block_size - 1) / block_size;
+        }
+        const int64_t n_blocks = blocks_needed + 5;  // some blocks belong to nobody
+        std::vector<int32_t> ids(static_cast<size_t>(n_blocks));
+        std::iota(ids.begin(), ids.end(), 0);
+        std::shuffle(ids.begin(), ids.end(), rng);
+        std::vector<float> k_pool = random_vec(n_blocks * block_size * kv_stride, -1, 1, rng);
+        std::vector<float> v_pool = random_vec(n_blocks * block_size * kv_stride, -1, 1, rng);
+        std::vector<std::vector<int32_t>> tables(n_seqs);
+        std::vector<ops::PagedSequence> seqs(n_seqs);
+        std::vector<int32_t> seq_of, pos;
+        size_t next = 0;
+        for (int s = 0; s < n_seqs; ++s) {
+          for (int64_t b = 0; b < (n_kv[s] + block_size - 1) / block_size; ++b) tables[s].push_back(ids[next++]);
+          seqs[s] = {tables[s], n_kv[s]};
+          for (int64_t t = n_kv[s] - n_new[s]; t < n_kv[s]; ++t) {
+            seq_of.push_back(s);
+            pos.push_back(s == 2 ? std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(n_kv[s] - 1))(rng)
+                                 : static_cast<int32_t>(t));
+          }
+        }
+        const int64_t n_tokens = static_cast<int64_t>(pos.size());
+        const std::vector<float> q = random_vec(n_tokens * n_head * head_dim, -3, 3, rng);
+        ops::AttentionParams p;
+        p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        p.window = window;
+        p.softcap = softcap;
+
+        // The reference, one token at a time on its sequence's K/V gathered into positions.
+        std::vector<float> want(q.size());
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          const int s = seq_of[t];
+          std::vector<float> k(n_kv[s] * kv_stride), v(n_kv[s] * kv_stride);
+          for (int64_t at = 0; at < n_kv[s]; ++at) {
+            const int64_t row = tables[s][at / block_size] * block_size + at % block_size;
+            std::copy_n(&k_pool[row * kv_stride], kv_stride, &k[at * kv_stride]);
+            std::copy_n(&v_pool[row * kv_stride], kv_stride, &v[at * kv_stride]);
+          }
+          const std::vector<float> qt(q.begin() + t * n_head * head_dim, q.begin() + (t + 1) * n_head * head_dim);
+          const std::vector<float> o =
+              reference_attention(qt, k, v, Dims{1, n_head, n_kv[s], n_head_kv, head_dim}, {pos[t]}, p);
+          std::copy(o.begin(), o.end(), want.begin() + t * n_head * head_dim);
+        }
+        const Tensor tq = tensor_from({n_tokens, n_head, head_dim}, q);
+        const Tensor tk = tensor_from({n_blocks * block_size, n_head_kv, head_dim}, k_pool);
+        const Tensor tv = tensor_from({n_blocks * block_size, n_head_kv, head_dim}, v_pool);
+        for (Isa isa : supported_isas()) {
+          SCOPED_TRACE(fmt::format("{} block_size={} window={} softcap={}", isa_name(isa), block_size, window, softcap));
+          set_active_isa(isa);
+          Tensor out = Tensor::empty(DType::F32, {n_tokens, n_head, head_dim});
+          ops::paged_attention(tq, tk, tv, block_size, seqs, seq_of.data(), pos.data(), p, out, pool);
+          expect_close(values_of(out), want, 2e-5f);
+        }
+      }
+    }
+  }
+}
+
+TEST(PagedAttention, RejectsBadTablesAndPositions) {
+  ThreadPool pool(1);
+  const Tensor q = Tensor::empty(DType::F32, {2, 4, 16});
+  const Tensor k = Tensor::empty(DType::F32, {12, 2, 16}), v = Tensor::empty(DType::F32, {12, 2, 16});
+  Tensor out = Tensor::empty(DType::F32, {2, 4, 16});
+  ops::AttentionParams p;
+  p.scale = 0.25f;
+  const std::vector<int32_t> table{2, 0}, bad_table{2, 3};  // block_size 4: blocks 0..2
+  const int32_t seq_of[2] = {0, 0}, pos[2] = {5, 6}, beyond[2] = {5, 7}, other[2] = {0, 1};
+  const ops::PagedSequence ok[1] = {{table, 7}};
+  ops::paged_attention(q, k, v, 4, ok, seq_of, pos, p, out, pool);  // the valid call the others vary
+  expect_invalid([&] { ops::paged_attention(q, k, v, 4, ok, seq_of, beyond, p, out, pool); },
+                 {"paged_attention", "pos[1] = 7", "n_kv 7"});
+  expect_invalid([&] { ops::paged_attention(q, k, v, 4, ok, other, pos, p, out, pool); },
+                 {"paged_attention", "seq_of[1] = 1", "[0, 1)"});
+  const ops::PagedSequence bad[1] = {{bad_table, 7}};
+  expect_invalid([&] { ops::paged_attention(q, k, v, 4, bad, seq_of, pos, p, out, pool); },
+                 {"paged_attention", "block 1 is 3", "[0, 3)"});
+  const ops::PagedSequence short_table[1] = {{std::span<const int32_t>(table).first(1), 7}};
+  expect_invalid([&] { ops::paged_attention(q, k, v, 4, short_table, seq_of, pos, p, out, pool); },
+                 {"paged_attention", "n_kv 7", "needs 2"});
+  expect_invalid([&] { ops::paged_attention(q, k, v, 5, ok, seq_of, pos, p, out, pool); },
+                 {"paged_attention", "block_size 5", "12 pool rows"});
 }
 
 }  // namespace

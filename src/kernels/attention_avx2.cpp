@@ -70,14 +70,16 @@ void scores_qk(const float* q, const float* k, int64_t kv_stride, int64_t head_d
   }
 }
 
-// out = sum_j p[j] * v_j, out: (head_dim).
-void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t head_dim, int64_t n_keys, float* out) {
+// out = sum_i p[i] * v_i over the keys of all runs in order, out: (head_dim).
+void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t head_dim, const KvRun* runs,
+                  int64_t n_runs, float* out) {
   int64_t d = 0;
   for (; d + 4 * kW <= head_dim; d += 4 * kW) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float* vj = v + j * kv_stride + d;
-      const __m256 pj = _mm256_broadcast_ss(p + j);
+    for (int64_t r = 0, i = 0; r < n_runs; ++r)
+      for (int64_t j = 0; j < runs[r].n; ++j, ++i) {
+      const float* vj = v + runs[r].offset + j * kv_stride + d;
+      const __m256 pj = _mm256_broadcast_ss(p + i);
       a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
       a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + kW), a1);
       a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 2 * kW), a2);
@@ -90,30 +92,42 @@ void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t hea
   }
   for (; d + kW <= head_dim; d += kW) {
     __m256 a = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n_keys; ++j)
-      a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + j * kv_stride + d), a);
+    for (int64_t r = 0, i = 0; r < n_runs; ++r)
+      for (int64_t j = 0; j < runs[r].n; ++j, ++i)
+      a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), _mm256_loadu_ps(v + runs[r].offset + j * kv_stride + d), a);
     _mm256_storeu_ps(out + d, a);
   }
   if (d < head_dim) {
     const __m256i m = tail_mask(head_dim - d);
     __m256 a = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n_keys; ++j)
-      a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_maskload_ps(v + j * kv_stride + d, m), a);
+    for (int64_t r = 0, i = 0; r < n_runs; ++r)
+      for (int64_t j = 0; j < runs[r].n; ++j, ++i)
+      a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), _mm256_maskload_ps(v + runs[r].offset + j * kv_stride + d, m), a);
     _mm256_maskstore_ps(out + d, m, a);
   }
 }
 
 }  // namespace
 
-void attend_row_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                     int64_t n_keys, float scale, float softcap, float* scores, float* out) {
-  scores_qk(q, k, kv_stride, head_dim, n_keys, scale, scores);
+void attend_runs_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                      const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out) {
+  int64_t n_keys = 0;
+  for (int64_t r = 0; r < n_runs; ++r) {
+    scores_qk(q, k + runs[r].offset, kv_stride, head_dim, runs[r].n, scale, scores + n_keys);
+    n_keys += runs[r].n;
+  }
   if (softcap > 0.0f) {
     const float inv_cap = 1.0f / softcap;
     for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * ::tanhf(scores[j] * inv_cap);
   }
   softmax_row_avx2(scores, n_keys);
-  weighted_sum(scores, v, kv_stride, head_dim, n_keys, out);
+  weighted_sum(scores, v, kv_stride, head_dim, runs, n_runs, out);
+}
+
+void attend_row_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                     int64_t n_keys, float scale, float softcap, float* scores, float* out) {
+  const KvRun run{0, n_keys};
+  attend_runs_avx2(q, k, v, kv_stride, head_dim, &run, 1, scale, softcap, scores, out);
 }
 
 }  // namespace contrail::kernels

@@ -63,14 +63,16 @@ void scores_qk(const float* q, const float* k, int64_t kv_stride, int64_t head_d
   }
 }
 
-// out = sum_j p[j] * v_j, out: (head_dim).
-void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t head_dim, int64_t n_keys, float* out) {
+// out = sum_i p[i] * v_i over the keys of all runs in order, out: (head_dim).
+void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t head_dim, const KvRun* runs,
+                  int64_t n_runs, float* out) {
   int64_t d = 0;
   for (; d + 4 * kW <= head_dim; d += 4 * kW) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float* vj = v + j * kv_stride + d;
-      const __m512 pj = _mm512_set1_ps(p[j]);
+    for (int64_t r = 0, i = 0; r < n_runs; ++r)
+      for (int64_t j = 0; j < runs[r].n; ++j, ++i) {
+      const float* vj = v + runs[r].offset + j * kv_stride + d;
+      const __m512 pj = _mm512_set1_ps(p[i]);
       a0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj), a0);
       a1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + kW), a1);
       a2 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 2 * kW), a2);
@@ -84,23 +86,34 @@ void weighted_sum(const float* p, const float* v, int64_t kv_stride, int64_t hea
   for (; d < head_dim; d += kW) {
     const __mmask16 m = tail_mask(head_dim - d < kW ? head_dim - d : kW);
     __m512 a = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_keys; ++j)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(m, v + j * kv_stride + d), a);
+    for (int64_t r = 0, i = 0; r < n_runs; ++r)
+      for (int64_t j = 0; j < runs[r].n; ++j, ++i)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(p[i]), _mm512_maskz_loadu_ps(m, v + runs[r].offset + j * kv_stride + d), a);
     _mm512_mask_storeu_ps(out + d, m, a);
   }
 }
 
 }  // namespace
 
-void attend_row_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                       int64_t n_keys, float scale, float softcap, float* scores, float* out) {
-  scores_qk(q, k, kv_stride, head_dim, n_keys, scale, scores);
+void attend_runs_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                      const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out) {
+  int64_t n_keys = 0;
+  for (int64_t r = 0; r < n_runs; ++r) {
+    scores_qk(q, k + runs[r].offset, kv_stride, head_dim, runs[r].n, scale, scores + n_keys);
+    n_keys += runs[r].n;
+  }
   if (softcap > 0.0f) {
     const float inv_cap = 1.0f / softcap;
     for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * ::tanhf(scores[j] * inv_cap);
   }
   softmax_row_avx512(scores, n_keys);
-  weighted_sum(scores, v, kv_stride, head_dim, n_keys, out);
+  weighted_sum(scores, v, kv_stride, head_dim, runs, n_runs, out);
+}
+
+void attend_row_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                     int64_t n_keys, float scale, float softcap, float* scores, float* out) {
+  const KvRun run{0, n_keys};
+  attend_runs_avx512(q, k, v, kv_stride, head_dim, &run, 1, scale, softcap, scores, out);
 }
 
 }  // namespace contrail::kernels

@@ -10,25 +10,34 @@
 
 namespace contrail::kernels {
 
-void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                       int64_t n_keys, float scale, float softcap, float* scores, float* out) {
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float* kj = k + j * kv_stride;  // (head_dim)
-    float dot = 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kj[d];
-    scores[j] = dot * scale;
-  }
+void attend_runs_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                        const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out) {
+  int64_t n_keys = 0;
+  for (int64_t r = 0; r < n_runs; ++r)
+    for (int64_t j = 0; j < runs[r].n; ++j) {
+      const float* kj = k + runs[r].offset + j * kv_stride;  // (head_dim)
+      float dot = 0.0f;
+      for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kj[d];
+      scores[n_keys++] = dot * scale;
+    }
   if (softcap > 0.0f) {
     const float inv_cap = 1.0f / softcap;
     for (int64_t j = 0; j < n_keys; ++j) scores[j] = softcap * std::tanh(scores[j] * inv_cap);
   }
   softmax_row_scalar(scores, n_keys);
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0.0f;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float* vj = v + j * kv_stride;  // (head_dim)
-    const float p = scores[j];
-    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vj[d];
-  }
+  for (int64_t r = 0, i = 0; r < n_runs; ++r)
+    for (int64_t j = 0; j < runs[r].n; ++j, ++i) {
+      const float* vj = v + runs[r].offset + j * kv_stride;  // (head_dim)
+      const float p = scores[i];
+      for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vj[d];
+    }
+}
+
+void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                       int64_t n_keys, float scale, float softcap, float* scores, float* out) {
+  const KvRun run{0, n_keys};
+  attend_runs_scalar(q, k, v, kv_stride, head_dim, &run, 1, scale, softcap, scores, out);
 }
 
 AttendRowFn attend_row_kernel(Isa isa) {
@@ -41,6 +50,18 @@ AttendRowFn attend_row_kernel(Isa isa) {
     case Isa::Scalar: break;
   }
   return attend_row_scalar;
+}
+
+AttendRunsFn attend_runs_kernel(Isa isa) {
+  if (!isa_supported(isa))
+    throw InvalidArgument(fmt::format("attention kernels: ISA {} is not supported by this CPU (best: {})",
+                                      isa_name(isa), isa_name(best_isa())));
+  switch (isa) {
+    case Isa::Avx512: return attend_runs_avx512;
+    case Isa::Avx2: return attend_runs_avx2;
+    case Isa::Scalar: break;
+  }
+  return attend_runs_scalar;
 }
 
 }  // namespace contrail::kernels

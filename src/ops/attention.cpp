@@ -38,16 +38,18 @@ bool overlap(const Tensor& a, const Tensor& b) {
   return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
 }
 
-}  // namespace
+void check_params(const AttentionParams& p) {
+  if (!(p.scale > 0.0f) || !std::isfinite(p.scale))
+    throw InvalidArgument(fmt::format("attention: scale {} must be finite and > 0 (usually 1/sqrt(head_dim))",
+                                      p.scale));
+  if (p.window < 0) throw InvalidArgument(fmt::format("attention: window {} is negative", p.window));
+  if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
+    throw InvalidArgument(fmt::format("attention: softcap {} must be finite and >= 0", p.softcap));
+}
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* pos, const AttentionParams& p,
-               Tensor& out, ThreadPool& pool) {
-  check_f32_cpu_3d("q", q);
-  check_f32_cpu_3d("k", k);
-  check_f32_cpu_3d("v", v);
-  check_f32_cpu_3d("out", out);
-  const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
-  const int64_t n_kv = k.dim(0), n_head_kv = k.dim(1);
+// q/out shapes, head_dim and the GQA ratio against a K tensor (a cache or a pool).
+void check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+  const int64_t n_head = q.dim(1), head_dim = q.dim(2), n_head_kv = k.dim(1);
   if (k.dim(2) != head_dim)
     throw InvalidArgument(fmt::format("attention: k has shape {} but q has shape {}: head_dim {} != {}",
                                       k.shape_str(), q.shape_str(), k.dim(2), head_dim));
@@ -60,14 +62,22 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t*
   if (n_head_kv < 1 || n_head % n_head_kv != 0)
     throw InvalidArgument(fmt::format("attention: n_head {} (q {}) is not a multiple of n_head_kv {} (k {})", n_head,
                                       q.shape_str(), n_head_kv, k.shape_str()));
-  if (!(p.scale > 0.0f) || !std::isfinite(p.scale))
-    throw InvalidArgument(fmt::format("attention: scale {} must be finite and > 0 (usually 1/sqrt(head_dim))",
-                                      p.scale));
-  if (p.window < 0) throw InvalidArgument(fmt::format("attention: window {} is negative", p.window));
-  if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
-    throw InvalidArgument(fmt::format("attention: softcap {} must be finite and >= 0", p.softcap));
   if (overlap(out, q) || overlap(out, k) || overlap(out, v))
     throw InvalidArgument("attention: out overlaps q, k or v");
+}
+
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* pos, const AttentionParams& p,
+               Tensor& out, ThreadPool& pool) {
+  check_f32_cpu_3d("q", q);
+  check_f32_cpu_3d("k", k);
+  check_f32_cpu_3d("v", v);
+  check_f32_cpu_3d("out", out);
+  const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
+  const int64_t n_kv = k.dim(0), n_head_kv = k.dim(1);
+  check_shapes(q, k, v, out);
+  check_params(p);
   if (out.numel() == 0) return;
   if (pos == nullptr) throw InvalidArgument(fmt::format("attention: pos is null for {} tokens", n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -95,6 +105,76 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t*
       const int64_t kv_off = lo * kv_stride + (h / group) * head_dim;
       attend(qp + i * head_dim, kp + kv_off, vp + kv_off, kv_stride, head_dim, hi - lo + 1, p.scale, p.softcap,
              scores.data(), op + i * head_dim);
+    }
+  });
+}
+
+void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, int64_t block_size,
+                     std::span<const PagedSequence> seqs, const int32_t* seq_of, const int32_t* pos,
+                     const AttentionParams& p, Tensor& out, ThreadPool& pool) {
+  check_f32_cpu_3d("q", q);
+  check_f32_cpu_3d("k_pool", k_pool);
+  check_f32_cpu_3d("v_pool", v_pool);
+  check_f32_cpu_3d("out", out);
+  check_shapes(q, k_pool, v_pool, out);
+  check_params(p);
+  const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
+  const int64_t n_head_kv = k_pool.dim(1), pool_rows = k_pool.dim(0);
+  if (block_size < 1 || pool_rows % block_size != 0)
+    throw InvalidArgument(fmt::format("paged_attention: block_size {} must be >= 1 and divide the {} pool rows of k {}",
+                                      block_size, pool_rows, k_pool.shape_str()));
+  const int64_t n_blocks = pool_rows / block_size;
+  int64_t max_kv = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const PagedSequence& sq = seqs[s];
+    const int64_t need = (sq.n_kv + block_size - 1) / block_size;
+    if (sq.n_kv < 0 || static_cast<int64_t>(sq.block_table.size()) < need)
+      throw InvalidArgument(fmt::format("paged_attention: sequence {} has n_kv {} but {} blocks of {} (needs {})", s,
+                                        sq.n_kv, sq.block_table.size(), block_size, need));
+    for (int64_t b = 0; b < need; ++b)
+      if (sq.block_table[b] < 0 || sq.block_table[b] >= n_blocks)
+        throw InvalidArgument(fmt::format("paged_attention: sequence {} block {} is {}, outside [0, {})", s, b,
+                                          sq.block_table[b], n_blocks));
+    max_kv = std::max(max_kv, sq.n_kv);
+  }
+  if (out.numel() == 0) return;
+  if (seq_of == nullptr || pos == nullptr)
+    throw InvalidArgument(fmt::format("paged_attention: seq_of or pos is null for {} tokens", n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    if (seq_of[t] < 0 || static_cast<size_t>(seq_of[t]) >= seqs.size())
+      throw InvalidArgument(fmt::format("paged_attention: seq_of[{}] = {} outside [0, {})", t, seq_of[t], seqs.size()));
+    if (pos[t] < 0 || pos[t] >= seqs[static_cast<size_t>(seq_of[t])].n_kv)
+      throw InvalidArgument(fmt::format("paged_attention: pos[{}] = {} outside [0, n_kv {}) of sequence {}", t, pos[t],
+                                        seqs[static_cast<size_t>(seq_of[t])].n_kv, seq_of[t]));
+  }
+
+  const kernels::AttendRunsFn attend = kernels::attend_runs_kernel(active_isa());
+  const int64_t group = n_head / n_head_kv;
+  const int64_t kv_stride = n_head_kv * head_dim;  // floats between consecutive pool rows
+  const float* qp = q.data_as<float>();            // (n_tokens, n_head, head_dim)
+  const float* kp = k_pool.data_as<float>();       // (n_blocks * block_size, n_head_kv, head_dim)
+  const float* vp = v_pool.data_as<float>();
+  float* op = out.data_as<float>();                // (n_tokens, n_head, head_dim)
+  const int64_t grain = std::max<int64_t>(1, kGrainWork / (std::max<int64_t>(max_kv, 1) * head_dim));
+  pool.parallel_for(n_tokens * n_head, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(max_kv));  // (max_kv) scratch of one row
+    std::vector<kernels::KvRun> runs;                        // one per block the row reads
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / n_head, h = i % n_head;
+      const PagedSequence& sq = seqs[static_cast<size_t>(seq_of[t])];
+      const int64_t hi = pos[t];
+      const int64_t lo = p.window > 0 ? std::max<int64_t>(0, hi - p.window + 1) : 0;
+      const int64_t head_off = (h / group) * head_dim;
+      runs.clear();
+      for (int64_t at = lo; at <= hi;) {
+        const int64_t row = at % block_size;
+        const int64_t n = std::min(block_size - row, hi - at + 1);
+        const int64_t pool_row = static_cast<int64_t>(sq.block_table[at / block_size]) * block_size + row;
+        runs.push_back({pool_row * kv_stride + head_off, n});
+        at += n;
+      }
+      attend(qp + i * head_dim, kp, vp, kv_stride, head_dim, runs.data(), static_cast<int64_t>(runs.size()), p.scale,
+             p.softcap, scores.data(), op + i * head_dim);
     }
   });
 }

@@ -1,4 +1,5 @@
-// Per-ISA attention kernel: one query row of one head against a run of consecutive KV rows.
+// Per-ISA attention kernel: one query row of one head against runs of consecutive KV rows (one run
+// for a contiguous KV cache; one per block for the paged cache of the serving engine).
 //
 // attend_row computes, for the keys j in [0, n_keys):
 //   s_j = scale * dot(q, k_j)                        (f32)
@@ -23,8 +24,30 @@ namespace contrail::kernels {
 using AttendRowFn = void (*)(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
                              int64_t n_keys, float scale, float softcap, float* scores, float* out);
 
-// The attend_row entry for `isa`. Throws InvalidArgument if !isa_supported(isa).
+// n consecutive KV rows starting `offset` floats after the k and v base pointers (row j of the run
+// at base + offset + j * kv_stride).
+struct KvRun {
+  int64_t offset;
+  int64_t n;
+};
+
+// attend_runs: the keys are the rows of runs[0], then runs[1], ... (n_keys = the sum of their n,
+// >= 1; scores holds n_keys floats); otherwise exactly attend_row. attend_row(..., n_keys, ...)
+// is attend_runs with the one run {0, n_keys}.
+using AttendRunsFn = void (*)(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                              const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores,
+                              float* out);
+
+// The entries for `isa`. Throw InvalidArgument if !isa_supported(isa).
 AttendRowFn attend_row_kernel(Isa isa);
+AttendRunsFn attend_runs_kernel(Isa isa);
+
+void attend_runs_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                        const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
+void attend_runs_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                      const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
+void attend_runs_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                        const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
 
 void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
                        int64_t n_keys, float scale, float softcap, float* scores, float* out);

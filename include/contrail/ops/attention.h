@@ -1,6 +1,7 @@
 // Causal scaled-dot-product attention of new query tokens against a contiguous KV history.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "contrail/core/tensor.h"
 #include "contrail/core/thread_pool.h"
@@ -21,5 +22,23 @@ struct AttentionParams {
 // n_head % n_head_kv == 0 (grouped-query attention: query head h reads kv head h / (n_head/n_head_kv)).
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* pos, const AttentionParams& p,
                Tensor& out, ThreadPool& pool);
+
+// One sequence of a paged KV cache: its K/V rows live in fixed-size blocks of a pool shared by all
+// sequences. Position p is pool row block_table[p / block_size] * block_size + p % block_size.
+struct PagedSequence {
+  std::span<const int32_t> block_table;  // the sequence's blocks in position order
+  int64_t n_kv = 0;                      // positions [0, n_kv) hold K/V (this step's rows included)
+};
+
+// Attention of a flattened multi-sequence batch against a paged KV cache (the serving engine's
+// step): as attention() per sequence, reading the blocks in place (no gather copy).
+// q, out:         (n_tokens, n_head, head_dim) f32
+// k_pool, v_pool: (n_blocks * block_size, n_head_kv, head_dim) f32
+// seq_of[t]:      index into seqs of token t's sequence; pos[t] < seqs[seq_of[t]].n_kv
+// Each sequence's table must cover its n_kv positions with block ids in [0, n_blocks).
+// Throws InvalidArgument naming the token/sequence, the value and the limit.
+void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, int64_t block_size,
+                     std::span<const PagedSequence> seqs, const int32_t* seq_of, const int32_t* pos,
+                     const AttentionParams& p, Tensor& out, ThreadPool& pool);
 
 }  // namespace contrail::ops
