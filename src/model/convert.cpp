@@ -123,7 +123,19 @@ std::string id_to_title(const std::string& id) {
 GgufWriter build_gguf(const ModelFile& m, const ConvertOptions& opts, ConvertSummary* summary) {
   const ModelConfig& c = m.config;
   const ArchTraits& traits = arch_traits(c.arch);
-  if (m.vocab.tokens.empty())
+  // The tokenizer: opts.vocab, else a Hugging Face directory's files read as llama.cpp's converter
+  // reads them (with its key set), else the source's.
+  VocabData dir_vocab;
+  HfTokenizerKeys hf_keys;
+  const HfTokenizerKeys* hf = nullptr;
+  const bool from_dir = opts.vocab.tokens.empty() && m.format == ModelFormat::HuggingFace;
+  if (from_dir) {
+    dir_vocab = load_hf_vocab_for_gguf(m.path, c.arch);
+    hf_keys = hf_tokenizer_keys(m.path, c.arch, dir_vocab.tokens.size());
+    hf = &hf_keys;
+  }
+  const VocabData& vocab = !opts.vocab.tokens.empty() ? opts.vocab : from_dir ? dir_vocab : m.vocab;
+  if (vocab.tokens.empty())
     throw InvalidArgument(fmt::format("{}: the model has no tokenizer vocabulary (the GGUF would not be usable); "
                                       "supply one from a GGUF of the same vocabulary",
                                       m.path));
@@ -150,13 +162,16 @@ GgufWriter build_gguf(const ModelFile& m, const ConvertOptions& opts, ConvertSum
   w.set_string("general.name", opts.name.empty() ? default_name(m) : opts.name);
   w.set_string("general.size_label", detail::size_label(sum.n_params));
   write_config_keys(w, c);
-  write_tokenizer_keys(w, m.vocab, m.path);
+  if (m.format == ModelFormat::HuggingFace) detail::write_hf_config_extras(w, m.path, c);
+  write_tokenizer_keys(w, vocab, m.path, hf);
   w.set_u32("general.quantization_version", kQuantizationVersion);
   w.set_u32("general.file_type", gguf_file_type(opts.outtype));
 
+  // Families without RoPE (GPT-2) have no rotary layout to convert: rows stay as they are.
+  const ops::RopeMode target_rope = traits.rope ? traits.rope_mode : c.rope.mode;
   for (size_t i = 0; i < order.size(); ++i) {
     const auto& [name, t] = order[i];
-    const std::vector<uint8_t> bytes = detail::convert_tensor(*name, *t, dtypes[i], c, traits.rope_mode);
+    const std::vector<uint8_t> bytes = detail::convert_tensor(*name, *t, dtypes[i], c, target_rope);
     w.add_tensor(*name, dtypes[i], t->shape(), bytes.data(), bytes.size());
     sum.tensor_bytes += bytes.size();
     if (opts.on_tensor) opts.on_tensor(ConvertProgress{*name, i, order.size(), sum.tensor_bytes, bytes_total});

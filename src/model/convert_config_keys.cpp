@@ -3,12 +3,16 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "contrail/core/error.h"
 #include "contrail/model/arch.h"
 #include "contrail/model/convert.h"
+#include "model/convert_detail.h"
 
 namespace contrail {
 namespace {
@@ -111,4 +115,22 @@ void write_config_keys(GgufWriter& w, const ModelConfig& c) {
   if (c.final_softcap > 0.f) w.set_f32(a + "final_logit_softcapping", c.final_softcap);
 }
 
+namespace detail {
+
+void write_hf_config_extras(GgufWriter& w, const std::string& dir, const ModelConfig& c) {
+  if (c.arch != "phi3") return;
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ifstream in(path, std::ios::binary);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (!in.is_open() || j.is_discarded() || !j.is_object())
+    throw FormatError(fmt::format("{}: cannot read the JSON object", path));
+  const auto it = j.find("sliding_window");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > int64_t{UINT32_MAX})
+    throw FormatError(fmt::format("{}: field 'sliding_window' is {} (must be null or an integer in [1, {}])", path,
+                                  it->dump(), UINT32_MAX));
+  w.set_u32(c.arch + ".attention.sliding_window", static_cast<uint32_t>(it->get<int64_t>()));
+}
+
+}  // namespace detail
 }  // namespace contrail

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "contrail/core/tensor.h"
+#include "contrail/model/gguf.h"
 #include "contrail/model/model_config.h"
 #include "contrail/ops/rope.h"
 
@@ -17,6 +18,11 @@ namespace contrail::detail {
 // an unsupported dtype or a layout it cannot permute (a fused attn_qkv, partial rotary).
 std::vector<uint8_t> convert_tensor(const std::string& name, const Tensor& src, DType dst, const ModelConfig& c,
                                     ops::RopeMode target_rope);
+
+// {arch}.* keys llama.cpp's converter takes from a Hugging Face config.json that ModelConfig does
+// not keep: Phi-3's attention.sliding_window (written by Phi3MiniModel although llama.cpp, like
+// the engine, disables the window for the family). Throws FormatError naming config.json.
+void write_hf_config_extras(GgufWriter& w, const std::string& dir, const ModelConfig& c);
 
 // llama.cpp's general.size_label of a model with n_params parameters ("4.2M", "132K", "7.2B").
 std::string size_label(uint64_t n_params);

@@ -61,13 +61,13 @@ int convert(const ConvertArgs& a) {
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   if (a.progress || (tty && !a.no_progress)) opts.on_tensor = progress_bar(tty);
 
-  ModelFile m = load_model_file(a.input);
+  const ModelFile m = load_model_file(a.input);
   if (!a.vocab_from.empty()) {
     const auto g = GgufFile::open(a.vocab_from);
-    m.vocab = read_gguf_vocab(*g);
-    if (static_cast<int64_t>(m.vocab.tokens.size()) != m.config.n_vocab)
+    opts.vocab = read_gguf_vocab(*g);
+    if (static_cast<int64_t>(opts.vocab.tokens.size()) != m.config.n_vocab)
       throw InvalidArgument(fmt::format("--vocab-from {}: {} tokens, but the model's n_vocab is {}", a.vocab_from,
-                                        m.vocab.tokens.size(), m.config.n_vocab));
+                                        opts.vocab.tokens.size(), m.config.n_vocab));
   }
   const ConvertSummary s = convert_to_gguf(m, a.output, opts);
   for (const std::string& t : s.f16_fallbacks)

@@ -21,6 +21,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "contrail/core/dtype.h"
@@ -56,6 +57,11 @@ struct ConvertProgress {
 
 struct ConvertOptions {
   ConvertType outtype = ConvertType::F16;
+  // The tokenizer to write instead of the source's (e.g. read_gguf_vocab of another GGUF). Empty
+  // (no tokens): a Hugging Face source's directory is read like llama.cpp's converter reads it
+  // (load_hf_vocab_for_gguf, hf_tokenizer_keys), ignoring ModelFile::vocab; other sources use
+  // ModelFile::vocab.
+  VocabData vocab;
   // general.name. Empty: config.name, else the source's file or directory name in llama.cpp's
   // title form ("tiny-llama" -> "Tiny Llama", "hf" -> "Hf").
   std::string name;
@@ -78,17 +84,48 @@ struct ConvertSummary {
 // not); optional keys it leaves out are ones whose absence means the same value.
 void write_config_keys(GgufWriter& w, const ModelConfig& c);
 
+// The optional tokenizer.* keys llama.cpp's converter writes for a Hugging Face directory: gguf-py's
+// SpecialVocab (special ids from tokenizer_config.json's *_token resolved through tokenizer.json's
+// added_tokens, then config.json's *_token_id, first found wins, ids >= n_vocab skipped;
+// add_bos/add_eos/add_sep from tokenizer.json's TemplateProcessing / RobertaProcessing
+// post-processor, overridden by tokenizer_config.json's add_*_token booleans) and the model
+// class's set_vocab (LlamaModel: add_space_prefix = tokenizer_config.json's add_prefix_space;
+// Gemma / Gemma 2: add_space_prefix false). Keys are the GGUF names ("tokenizer.ggml.bos_token_id",
+// "tokenizer.ggml.seperator_token_id" [sic, gguf-py's spelling], "tokenizer.ggml.add_sep_token"...).
+// Not reproduced: the Gemma converter's hard-coded CodeGemma eot_token_id 107 (wrong for other
+// vocabularies). Throws FormatError naming the file for unreadable JSON.
+struct HfTokenizerKeys {
+  std::vector<std::pair<std::string, uint32_t>> ids;  // GGUF key -> token id
+  std::vector<std::pair<std::string, bool>> flags;    // GGUF key -> value (add_*_token, add_space_prefix)
+};
+HfTokenizerKeys hf_tokenizer_keys(const std::string& dir, const std::string& arch, size_t n_vocab);
+
 // tokenizer.* keys of `v` (tokenizer.ggml.model/pre/tokens/scores/token_type/merges, special
 // token ids, add_bos/add_eos/add_space_prefix, tokenizer.chat_template); read_gguf_vocab of the
-// result gives `v` back. Special ids are written whenever set; add_space_prefix only where it
-// differs from llama.cpp's default for the tokenizer model. Throws InvalidArgument naming
-// `source` when `v` is empty, fails VocabData::validate, or is a byte-level BPE vocabulary
-// without a pre-tokenizer name (llama.cpp could not tokenize with it).
-void write_tokenizer_keys(GgufWriter& w, const VocabData& v, const std::string& source);
+// result gives `v` back. Without `hf`: special ids are written whenever set, add_bos/add_eos
+// always, add_space_prefix only where it differs from llama.cpp's default for the tokenizer
+// model. With `hf` (a Hugging Face source): exactly hf's ids and flags, plus any of v's
+// ids/flags that would otherwise read back differently (absent keys mean llama.cpp's defaults).
+// A byte-level BPE vocabulary without a pre-tokenizer name gets the name llama.cpp knows for
+// the same split regexes and ignore_merges ("gpt-2", "llama-bpe", "qwen2", ...). Throws
+// InvalidArgument naming `source` when `v` is empty, fails VocabData::validate, or is a
+// byte-level BPE vocabulary whose pre-tokenizer matches no name llama.cpp knows.
+void write_tokenizer_keys(GgufWriter& w, const VocabData& v, const std::string& source,
+                          const HfTokenizerKeys* hf = nullptr);
 
-// The complete GGUF (metadata and converted tensors) of `m`, not yet written. Throws
-// InvalidArgument when the model has no vocabulary or a tensor cannot be converted, naming the
-// tensor; rethrows whatever opts.on_tensor throws.
+// The vocabulary of a Hugging Face directory as llama.cpp's converter reads it: for every family
+// but gpt2, tokenizer.model (SentencePiece) is preferred over tokenizer.json when both exist
+// (llama.cpp's _set_vocab_sentencepiece comes first), with the directory's added tokens,
+// tokenizer_config.json and config.json padding applied as load_hf_tokenizer does.
+VocabData load_hf_vocab_for_gguf(const std::string& dir, const std::string& arch);
+
+// The complete GGUF (metadata and converted tensors) of `m`, not yet written. The tokenizer is
+// opts.vocab, else (Hugging Face source) the directory's tokenizer files read as llama.cpp's
+// converter reads them, else m.vocab. A Hugging Face source also gets the {arch}.* keys llama.cpp
+// takes from config.json beyond ModelConfig (Phi-3's attention.sliding_window). Families without
+// RoPE (GPT-2) keep their Q/K rows as they are. Throws InvalidArgument when the model has no
+// vocabulary or a tensor cannot be converted, naming the tensor; FormatError for unreadable
+// tokenizer files; rethrows whatever opts.on_tensor throws.
 GgufWriter build_gguf(const ModelFile& m, const ConvertOptions& opts, ConvertSummary* summary = nullptr);
 
 // build_gguf, then an atomic write to out_path. Throws Error naming out_path when its directory
