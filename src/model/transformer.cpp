@@ -107,12 +107,15 @@ Transformer::Transformer(std::shared_ptr<const ModelFile> model)
 void Transformer::ensure_scratch(int64_t n) {
   if (n <= scratch_tokens_) return;
   const ModelConfig& c = config();
+  const int64_t kv_dim = c.n_head_kv * c.head_dim;
   x_ = Tensor::empty(DType::F32, {n, c.n_embd});
   xn_ = Tensor::empty(DType::F32, {n, c.n_embd});
   q_ = Tensor::empty(DType::F32, {n, c.n_head, c.head_dim});
   attn_ = Tensor::empty(DType::F32, {n, c.n_head, c.head_dim});
   gate_ = Tensor::empty(DType::F32, {n, c.n_ff});
   up_ = Tensor::empty(DType::F32, {n, c.n_ff});
+  k_new_ = Tensor::empty(DType::F32, {n, kv_dim});
+  v_new_ = Tensor::empty(DType::F32, {n, kv_dim});
   pos_.resize(static_cast<size_t>(n));
   scratch_tokens_ = n;
 }
@@ -124,26 +127,138 @@ void Transformer::norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor
     ops::rmsnorm(x, w, config().norm_eps, y, pool);
 }
 
+struct Transformer::KvTarget {
+  virtual ~KvTarget() = default;
+  // Where layer l's new K and V rows are computed, (n, kv_dim) each.
+  virtual Tensor k_rows(int64_t l) = 0;
+  virtual Tensor v_rows(int64_t l) = 0;
+  // Called once K (with RoPE) and V are final: make them visible to attention.
+  virtual void store(int64_t l) = 0;
+  virtual void attend(int64_t l, const Tensor& q3, const ops::AttentionParams& ap, Tensor& out3, ThreadPool& pool) = 0;
+};
+
+namespace {
+
+void check_ids(std::span<const int32_t> tokens, int64_t n_vocab, const char* where) {
+  if (tokens.empty()) throw InvalidArgument(fmt::format("{}: empty token batch", where));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      throw InvalidArgument(fmt::format("{}: token id {} at index {} outside [0, {})", where, tokens[i], i, n_vocab));
+}
+
+}  // namespace
+
 void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, ThreadPool& pool,
                           std::vector<float>& logits, bool all_logits) {
   const ModelConfig& c = config();
-  const ArchTraits& tr = *traits_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t n_past = cache.n_past();
-  if (n == 0) throw InvalidArgument("forward: empty token batch");
+  check_ids(tokens, c.n_vocab, "forward");
   if (n_past + n > cache.n_ctx())
     throw InvalidArgument(fmt::format("forward: {} cached + {} new tokens exceed the context size {}", n_past, n,
                                       cache.n_ctx()));
-  if (tr.learned_pos && n_past + n > c.n_ctx_train)
+  if (traits_->learned_pos && n_past + n > c.n_ctx_train)
     throw InvalidArgument(fmt::format("forward: {} cached + {} new tokens exceed the {} learned positions of {}",
                                       n_past, n, c.n_ctx_train, c.arch));
-  for (int64_t i = 0; i < n; ++i)
-    if (tokens[i] < 0 || tokens[i] >= c.n_vocab)
-      throw InvalidArgument(fmt::format("forward: token id {} at index {} outside [0, {})", tokens[i], i, c.n_vocab));
   ensure_scratch(n);
   for (int64_t i = 0; i < n; ++i) pos_[static_cast<size_t>(i)] = static_cast<int32_t>(n_past + i);
 
-  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  // One sequence's contiguous cache: K/V are computed straight into its rows [n_past, n_past + n).
+  struct Contiguous final : KvTarget {
+    KvCache& cache;
+    int64_t n_past, n, kv_dim;
+    const int32_t* pos;
+    Contiguous(KvCache& c, int64_t p, int64_t n_, int64_t d, const int32_t* ps)
+        : cache(c), n_past(p), n(n_), kv_dim(d), pos(ps) {}
+    Tensor k_rows(int64_t l) override { return cache.k(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim}); }
+    Tensor v_rows(int64_t l) override { return cache.v(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim}); }
+    void store(int64_t) override {}
+    void attend(int64_t l, const Tensor& q3, const ops::AttentionParams& ap, Tensor& out3, ThreadPool& pool) override {
+      const Tensor k_all = cache.k(l).slice_rows(0, n_past + n);  // (n_past + n, n_head_kv, head_dim)
+      const Tensor v_all = cache.v(l).slice_rows(0, n_past + n);
+      ops::attention(q3, k_all, v_all, pos, ap, out3, pool);
+    }
+  } target(cache, n_past, n, c.n_head_kv * c.head_dim, pos_.data());
+
+  const int32_t last = static_cast<int32_t>(n - 1);
+  rows_.clear();
+  if (all_logits)
+    for (int32_t i = 0; i < n; ++i) rows_.push_back(i);
+  else
+    rows_.push_back(last);
+  run(tokens, target, pool, rows_, logits);
+  cache.set_n_past(n_past + n);
+}
+
+void Transformer::forward_paged(const PagedBatch& b, PagedKvCache& cache, ThreadPool& pool,
+                                std::vector<float>& logits) {
+  const ModelConfig& c = config();
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  check_ids(b.tokens, c.n_vocab, "forward_paged");
+  if (b.pos.size() != b.tokens.size() || b.seq_of.size() != b.tokens.size())
+    throw InvalidArgument(fmt::format("forward_paged: {} tokens but {} positions and {} sequence indices",
+                                      b.tokens.size(), b.pos.size(), b.seq_of.size()));
+  if (b.logit_rows.empty()) throw InvalidArgument("forward_paged: no logit rows requested");
+  for (size_t r = 0; r < b.logit_rows.size(); ++r)
+    if (b.logit_rows[r] < 0 || b.logit_rows[r] >= n)
+      throw InvalidArgument(fmt::format("forward_paged: logit_rows[{}] = {} outside [0, {})", r, b.logit_rows[r], n));
+  const int64_t bs = cache.block_size();
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t s = b.seq_of[i], p = b.pos[i];
+    if (s < 0 || static_cast<size_t>(s) >= b.seqs.size())
+      throw InvalidArgument(fmt::format("forward_paged: seq_of[{}] = {} outside [0, {})", i, s, b.seqs.size()));
+    const ops::PagedSequence& sq = b.seqs[static_cast<size_t>(s)];
+    if (p < 0 || p >= sq.n_kv || p / bs >= static_cast<int64_t>(sq.block_table.size()))
+      throw InvalidArgument(fmt::format("forward_paged: pos[{}] = {} outside [0, n_kv {}) or the {} blocks of sequence {}",
+                                        i, p, sq.n_kv, sq.block_table.size(), s));
+    const int32_t blk = sq.block_table[static_cast<size_t>(p / bs)];
+    if (blk < 0 || blk >= cache.n_blocks())
+      throw InvalidArgument(fmt::format("forward_paged: sequence {} block {} is {}, outside [0, {})", s, p / bs, blk,
+                                        cache.n_blocks()));
+    if (traits_->learned_pos && p >= c.n_ctx_train)
+      throw InvalidArgument(fmt::format("forward_paged: position {} is beyond the {} learned positions of {}", p,
+                                        c.n_ctx_train, c.arch));
+  }
+  ensure_scratch(n);
+  std::copy(b.pos.begin(), b.pos.end(), pos_.begin());
+
+  // K/V are computed into scratch, then each token's row is scattered to its block.
+  struct Paged final : KvTarget {
+    const PagedBatch& b;
+    PagedKvCache& cache;
+    Tensor k_new, v_new;  // (n, kv_dim)
+    Paged(const PagedBatch& b_, PagedKvCache& c, Tensor k, Tensor v) : b(b_), cache(c), k_new(k), v_new(v) {}
+    Tensor k_rows(int64_t) override { return k_new; }
+    Tensor v_rows(int64_t) override { return v_new; }
+    void store(int64_t l) override {
+      const int64_t bs = cache.block_size(), n = k_new.dim(0);
+      const size_t row_bytes = k_new.nbytes() / static_cast<size_t>(n);
+      auto* kd = static_cast<char*>(cache.k(l).data());
+      auto* vd = static_cast<char*>(cache.v(l).data());
+      const auto* ks = static_cast<const char*>(k_new.data());
+      const auto* vs = static_cast<const char*>(v_new.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const ops::PagedSequence& sq = b.seqs[static_cast<size_t>(b.seq_of[i])];
+        const int64_t p = b.pos[i];
+        const int64_t row = static_cast<int64_t>(sq.block_table[static_cast<size_t>(p / bs)]) * bs + p % bs;
+        std::memcpy(kd + static_cast<size_t>(row) * row_bytes, ks + static_cast<size_t>(i) * row_bytes, row_bytes);
+        std::memcpy(vd + static_cast<size_t>(row) * row_bytes, vs + static_cast<size_t>(i) * row_bytes, row_bytes);
+      }
+    }
+    void attend(int64_t l, const Tensor& q3, const ops::AttentionParams& ap, Tensor& out3, ThreadPool& pool) override {
+      ops::paged_attention(q3, cache.k(l), cache.v(l), cache.block_size(), b.seqs, b.seq_of.data(), b.pos.data(), ap,
+                           out3, pool);
+    }
+  } target(b, cache, k_new_.slice_rows(0, n), v_new_.slice_rows(0, n));
+  run(b.tokens, target, pool, b.logit_rows, logits);
+}
+
+void Transformer::run(std::span<const int32_t> tokens, KvTarget& kv, ThreadPool& pool,
+                      std::span<const int32_t> logit_rows, std::vector<float>& logits) {
+  const ModelConfig& c = config();
+  const ArchTraits& tr = *traits_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t q_dim = c.n_head * c.head_dim;
   Tensor x = rows(x_, n, {c.n_embd});            // (n, n_embd)
   Tensor xn = rows(xn_, n, {c.n_embd});          // (n, n_embd)
   Tensor q2 = rows(q_, n, {q_dim});              // (n, n_head * head_dim)
@@ -165,10 +280,10 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
-    // Attention block. K and V are written straight into this layer's cache rows.
+    // Attention block.
     norm(x, L.attn_norm, L.attn_norm_b, xn, pool);
-    Tensor k_new2 = cache.k(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim});  // (n, n_head_kv * head_dim)
-    Tensor v_new2 = cache.v(l).slice_rows(n_past, n_past + n).reshape({n, kv_dim});
+    Tensor k_new2 = kv.k_rows(l);  // (n, n_head_kv * head_dim)
+    Tensor v_new2 = kv.v_rows(l);
     ops::matmul(L.wq, xn, q2, pool);
     ops::matmul(L.wk, xn, k_new2, pool);
     ops::matmul(L.wv, xn, v_new2, pool);
@@ -183,10 +298,9 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
       ops::rope(q3, pos_.data(), rope_, pool);
       ops::rope(k_new3, pos_.data(), rope_, pool);
     }
-    const Tensor k_all = cache.k(l).slice_rows(0, n_past + n);  // (n_past + n, n_head_kv, head_dim)
-    const Tensor v_all = cache.v(l).slice_rows(0, n_past + n);
+    kv.store(l);
     ap.window = L.window;
-    ops::attention(q3, k_all, v_all, pos_.data(), ap, attn3, pool);
+    kv.attend(l, q3, ap, attn3, pool);
     ops::matmul(L.wo, attn2, xn, pool);  // xn reused as the block output, (n, n_embd)
     if (tr.attn_out_bias) ops::add_bias_rows(xn, L.bo, pool);
     if (tr.post_norms) ops::rmsnorm(xn, L.post_attn_norm, c.norm_eps, xn, pool);
@@ -214,14 +328,19 @@ void Transformer::forward(std::span<const int32_t> tokens, KvCache& cache, Threa
     if (tr.post_norms) ops::rmsnorm(xn, L.post_ffw_norm, c.norm_eps, xn, pool);
     ops::add_inplace(x, xn, pool);
   }
-  cache.set_n_past(n_past + n);
 
-  // Final norm and output projection, only over the rows whose logits are wanted.
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t n_out = n - first;
-  Tensor xo = x.slice_rows(first, n);    // (n_out, n_embd)
+  // Final norm and output projection, only over the rows whose logits are wanted: gathered into
+  // the front of xn (a contiguous run of the last rows needs no copy).
+  const int64_t n_out = static_cast<int64_t>(logit_rows.size());
+  bool tail_run = true;
+  for (int64_t r = 0; r < n_out; ++r) tail_run &= logit_rows[static_cast<size_t>(r)] == n - n_out + r;
   Tensor xno = xn.slice_rows(0, n_out);  // (n_out, n_embd)
-  norm(xo, output_norm_, output_norm_b_, xno, pool);
+  if (tail_run) {
+    norm(x.slice_rows(n - n_out, n), output_norm_, output_norm_b_, xno, pool);
+  } else {
+    ops::get_rows(x, logit_rows.data(), n_out, xno);
+    norm(xno, output_norm_, output_norm_b_, xno, pool);
+  }
   logits.resize(static_cast<size_t>(n_out * c.n_vocab));
   Tensor out(DType::F32, {n_out, c.n_vocab}, logits.data());  // (n_out, n_vocab)
   ops::matmul(output_, xno, out, pool);

@@ -4,7 +4,9 @@
 // [cache.n_past(), cache.n_past() + n): their K/V are appended to the cache and cache.n_past()
 // advances by n. Every linear layer is one matrix-matrix product over the whole batch, so the
 // weights are read once per call. Logits are written for all tokens, or only the last one.
-// Not thread-safe: one forward() at a time per Transformer (it owns scratch buffers).
+// forward_paged() is the serving engine's step: chunks of many sequences flattened into one batch
+// over a paged KV cache; per token the result is what forward() gives for that sequence alone.
+// Not thread-safe: one forward at a time per Transformer (it owns scratch buffers).
 #pragma once
 #include <memory>
 #include <span>
@@ -15,6 +17,8 @@
 #include "contrail/model/arch.h"
 #include "contrail/model/kv_cache.h"
 #include "contrail/model/model_file.h"
+#include "contrail/model/paged_kv_cache.h"
+#include "contrail/ops/attention.h"
 
 namespace contrail {
 
@@ -36,7 +40,30 @@ class Transformer {
   void forward(std::span<const int32_t> tokens, KvCache& cache, ThreadPool& pool, std::vector<float>& logits,
                bool all_logits);
 
+  // One step over a paged KV cache. Token i of the batch belongs to seqs[seq_of[i]] and sits at
+  // position pos[i] of it; its K/V row is written to that sequence's block for pos[i] before
+  // attention, so a chunk attends to itself. Each sequence's n_kv counts its positions after this
+  // step (all positions < n_kv must be written by now or in this batch).
+  struct PagedBatch {
+    std::span<const int32_t> tokens;               // (n_tokens)
+    std::span<const int32_t> pos;                  // (n_tokens)
+    std::span<const int32_t> seq_of;               // (n_tokens)
+    std::span<const ops::PagedSequence> seqs;      // block tables and n_kv
+    std::span<const int32_t> logit_rows;           // batch rows whose logits are wanted, any order
+  };
+  // logits: (logit_rows.size(), n_vocab) f32, row r for batch row logit_rows[r]; resized.
+  // Throws InvalidArgument for empty input, ids outside [0, n_vocab), mismatched spans, positions
+  // beyond a sequence's blocks or (learned positions) n_ctx_train, or bad logit rows.
+  void forward_paged(const PagedBatch& batch, PagedKvCache& cache, ThreadPool& pool, std::vector<float>& logits);
+
  private:
+  // Where a step's K/V rows go and how attention reads them (contiguous or paged cache).
+  struct KvTarget;
+  // The layer stack and the output head for n tokens at positions pos_[0, n): logits for the
+  // given batch rows (all rows when logit_rows is empty and all_rows).
+  void run(std::span<const int32_t> tokens, KvTarget& kv, ThreadPool& pool, std::span<const int32_t> logit_rows,
+           std::vector<float>& logits);
+
   // Weights of one block. With fused_qkv / fused_gate_up the q/k/v and gate/up members are row
   // views of the fused tensor (a matrix's rows are contiguous), so the forward pass is the same.
   // Members a family does not have stay empty (Tensor()).
@@ -71,7 +98,9 @@ class Transformer {
   Tensor attn_;  // (n_tokens, n_head, head_dim)
   Tensor gate_;  // (n_tokens, n_ff)
   Tensor up_;    // (n_tokens, n_ff)
+  Tensor k_new_, v_new_;  // (n_tokens, kv_dim) this step's K/V before they are scattered (paged)
   std::vector<int32_t> pos_;  // (n_tokens)
+  std::vector<int32_t> rows_;  // (n_out) batch rows whose logits are computed
 };
 
 }  // namespace contrail
