@@ -1,12 +1,14 @@
 // Llama 3's tiktoken-format tokenizer.model -> byte-level BPE VocabData, equal to what HF's
 // tokenizer.json for the same model holds: tokens spelled with GPT-2's byte-to-unicode map, merges
-// rebuilt from the ranks the way HF's converter does (a token's merge is the last step of BPE over
-// its bytes using only lower-ranked tokens), Meta's pattern and special tokens.
+// rebuilt from the ranks the way HF's converter does (every split of a token into two tokens, in
+// token-rank order), Meta's pattern and special tokens.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "contrail/core/error.h"
@@ -78,24 +80,23 @@ bool decode_base64(std::string_view in, std::string& out) {
   return true;
 }
 
-// BPE over `token`'s bytes with ranks below `max_rank` (HF's converter / QwenModel.bpe).
-std::vector<std::string> bpe_parts(const std::unordered_map<std::string, int32_t>& ranks, const std::string& token,
-                                   int32_t max_rank) {
-  std::vector<std::string> parts;
-  parts.reserve(token.size());
-  for (const char c : token) parts.emplace_back(1, c);
-  while (parts.size() > 1) {
-    size_t best = 0;
-    int32_t best_rank = max_rank;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      const auto it = ranks.find(parts[i] + parts[i + 1]);
-      if (it != ranks.end() && it->second < best_rank) best = i, best_rank = it->second;
-    }
-    if (best_rank == max_rank) break;
-    parts[best] += parts[best + 1];
-    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+// The merges of one token, as HF's TikTokenConverter (transformers convert_slow_tokenizer.py,
+// extract_vocab_merges_from_model) writes them: every split of the token's bytes into two
+// tokens, ordered by (rank of the left part, rank of the right part). Listed in token-rank order,
+// these merges make rank-ordered BPE equal to tiktoken's, which merges the adjacent pair whose
+// concatenation has the lowest rank; a token reachable by several splits ('.:.:' = '.:' + '.:'
+// or '.' + ':.:' ...) needs all of them.
+void append_merges(const std::unordered_map<std::string, int32_t>& ranks, const std::string& token,
+                   std::vector<std::pair<int32_t, int32_t>>& out) {
+  const size_t first = out.size();
+  for (size_t i = 1; i < token.size(); ++i) {
+    const auto l = ranks.find(token.substr(0, i));
+    if (l == ranks.end()) continue;
+    const auto r = ranks.find(token.substr(i));
+    if (r == ranks.end()) continue;
+    out.emplace_back(l->second, r->second);
   }
-  return parts;
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
 }
 
 }  // namespace
@@ -143,15 +144,14 @@ VocabData parse_tiktoken_model(std::string_view text, const std::string& src) {
   v.add_space_prefix = false;
   const size_t n = raw.size();
   v.tokens.reserve(n + kNumSpecial);
+  std::vector<std::pair<int32_t, int32_t>> merges;  // (left rank, right rank), best first
   for (size_t r = 0; r < n; ++r) {
     v.tokens.push_back(spelled(raw[r]));
-    if (raw[r].size() < 2) continue;
-    const std::vector<std::string> parts = bpe_parts(ranks, raw[r], static_cast<int32_t>(r));
-    if (parts.size() != 2)
-      throw FormatError(fmt::format("{}: token of rank {} ('{}') is not the merge of two lower-ranked tokens", src, r,
-                                    v.tokens.back()));
-    v.merges.push_back(spelled(parts[0]) + " " + spelled(parts[1]));
+    if (raw[r].size() >= 2) append_merges(ranks, raw[r], merges);
   }
+  v.merges.reserve(merges.size());
+  for (const auto& [l, r] : merges)
+    v.merges.push_back(v.tokens[static_cast<size_t>(l)] + " " + v.tokens[static_cast<size_t>(r)]);
   v.types.assign(n, TokenType::Normal);
   for (int i = 0; i < kNumSpecial; ++i) {
     v.tokens.push_back(special_token(i));

@@ -1,7 +1,6 @@
 #include "tokenizer/pre_tokenizer_patterns.h"
 
 #include <algorithm>
-#include <initializer_list>
 
 namespace contrail::detail {
 
@@ -33,7 +32,9 @@ const std::string kGpt4oPattern =
 const std::string kBloomPattern = " ?[^(\\s|.,!?\u2026\u3002\uff0c\u3001\u0964\u06d4\u060c)]+";
 
 struct Entry {
-  std::initializer_list<const char*> names;
+  // A vector, not an initializer_list: a list member's backing array would die with the
+  // full-expression that builds the table, leaving the names dangling.
+  std::vector<std::string_view> names;
   PreTokenizerSpec spec;
 };
 
@@ -96,7 +97,7 @@ const std::vector<Entry>& table() {
 
 const PreTokenizerSpec* find_pre_tokenizer(std::string_view name) {
   for (const Entry& e : table())
-    for (const char* n : e.names)
+    for (const std::string_view n : e.names)
       if (name == n) return &e.spec;
   return nullptr;
 }
@@ -104,8 +105,8 @@ const PreTokenizerSpec* find_pre_tokenizer(std::string_view name) {
 std::string known_pre_tokenizer_names() {
   std::vector<std::string> names;
   for (const Entry& e : table())
-    for (const char* n : e.names)
-      if (*n) names.emplace_back(n);
+    for (const std::string_view n : e.names)
+      if (!n.empty()) names.emplace_back(n);
   std::sort(names.begin(), names.end());
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;

@@ -154,6 +154,10 @@ struct Tokenizer::Impl {
       if (is_eog_text) eog.insert(static_cast<int32_t>(i));
       if (control[i] || type == TokenType::UserDefined) {
         rendered[i] = text;
+        // A user-defined SentencePiece token spelled with U+2581 (HF tokenizer.json keeps Gemma's
+        // "\u2581\u2581" whitespace runs verbatim) stands for spaces, as HF's Replace decoder
+        // renders it; llama.cpp's converter already stores such tokens with spaces.
+        if (!control[i] && vocab.kind == VocabKind::SentencePiece) replace_all(rendered[i], kSpaceMarker, " ");
         if (!text.empty()) specials.push_back(static_cast<int32_t>(i));
       } else if (type == TokenType::Normal) {
         if (vocab.kind == VocabKind::BytePair) {

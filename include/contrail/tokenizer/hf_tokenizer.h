@@ -46,7 +46,9 @@ VocabData load_sentencepiece_model(const std::string& path);
 
 // Llama 3's tiktoken-format tokenizer.model: lines "<base64 token bytes> <rank>", ranks 0..n-1
 // in order. Byte-level BPE with Meta's Llama 3 pattern (pre "llama-bpe"), merges rebuilt from
-// the ranks (each token = the best-ranked split that BPE reaches), ignore_merges, and Meta's
+// the ranks as HF's TikTokenConverter does (for each token in rank order, every split into two
+// tokens, by the parts' ranks; equals Meta's tokenizer.json and llama.cpp's GGUF merges, and makes
+// rank-ordered BPE equal to tiktoken's), ignore_merges, and Meta's
 // 256 special tokens (<|begin_of_text|> = n, ...) as Control; bos <|begin_of_text|>, eos
 // <|end_of_text|>, eot <|eot_id|>, add_bos.
 VocabData load_tiktoken_model(const std::string& path);

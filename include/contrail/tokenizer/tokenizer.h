@@ -33,7 +33,8 @@ class Tokenizer {
 
   // Raw bytes a token stands for: U+2581 -> ' ', "<0x0A>" byte tokens -> that byte, byte-level
   // BPE pieces -> their bytes; control tokens -> "" unless render_special (user-defined tokens
-  // render as their text). May be a partial UTF-8 sequence.
+  // render as their text, with U+2581 -> ' ' in SentencePiece vocabularies). May be a partial
+  // UTF-8 sequence.
   // Throws InvalidArgument for an id outside [0, n_vocab).
   std::string token_to_bytes(int32_t id, bool render_special = false) const;
   // Concatenated bytes of the ids, invalid UTF-8 left as is, then vocab.clean_up_spaces applied
