@@ -37,5 +37,6 @@ void register_bench(CLI::App& app, int& status);
 void register_pull(CLI::App& app, int& status);
 void register_convert(CLI::App& app, int& status);
 void register_chat(CLI::App& app, int& status);
+void register_serve(CLI::App& app, int& status);
 
 }  // namespace contrail::cli

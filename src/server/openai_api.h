@@ -1,0 +1,80 @@
+// The OpenAI-compatible protocol, separate from HTTP: request JSON -> engine request (validated),
+// engine updates -> response / stream-chunk JSON. Pure functions, unit-testable without a socket.
+//
+// Validation contract: every problem is an ApiError with HTTP status 400 (or the status named)
+// and an OpenAI error body {"error": {"message", "type", "param", "code"}} whose message names
+// the parameter, the offending value and the accepted range. Unknown fields are ignored; known
+// fields with the wrong JSON type are errors.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "contrail/chat/chat_template.h"
+#include "contrail/engine/engine.h"
+#include "contrail/tokenizer/tokenizer.h"
+
+namespace contrail::server {
+
+using nlohmann::json;
+
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // "" = null
+  std::string code;   // "" = null
+  json body() const;
+};
+
+// What the protocol layer needs to know about the served model.
+struct ModelContext {
+  std::string name;                  // the model id clients must use (or omit)
+  const Tokenizer* tokenizer = nullptr;
+  const ChatTemplate* chat_template = nullptr;  // null: /v1/chat/completions answers 400
+  std::string bos_text, eos_text;    // special token text passed to the template
+  int64_t max_seq_len = 0;           // prompt + max_tokens limit
+  int max_n = 16;
+};
+
+struct ParsedRequest {
+  bool chat = false;
+  std::vector<int32_t> prompt;       // token ids given to the engine
+  std::string prompt_text;           // for echo
+  engine::RequestOptions opts;
+  bool stream = false;
+  bool include_usage = false;        // stream_options.include_usage
+  bool echo = false;                 // completions: prepend the prompt text
+  bool logprobs = false;             // chat: logprobs requested
+};
+
+// /v1/completions and /v1/chat/completions bodies. A seed is drawn at random when the client gives
+// none, so unseeded sampling differs between requests (as OpenAI's).
+ParsedRequest parse_completion_request(const json& body, const ModelContext& m, bool chat);
+
+// The JSON of a whole (non-streamed) response. `choices` are the accumulated per-choice results.
+struct ChoiceResult {
+  std::vector<int32_t> tokens;
+  std::string text;
+  std::vector<engine::TokenLogprob> logprobs;
+  engine::FinishReason finish = engine::FinishReason::None;
+};
+// OpenAI finish_reason: "stop", "length", "abort" (cancelled: server shutdown), "error".
+const char* api_finish_reason(engine::FinishReason r);
+
+json completion_response(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
+                         const std::vector<ChoiceResult>& choices, int64_t n_prompt, int64_t n_generated);
+// One streamed chunk for one choice's delta (the role delta of a chat stream's first chunk when
+// first_chat_chunk).
+json stream_chunk(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
+                  const engine::ChoiceDelta& d, bool first_chat_chunk);
+// The usage-only final chunk (stream_options.include_usage).
+json usage_chunk(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
+                 int64_t n_prompt, int64_t n_generated);
+
+// Any JSON value as text: invalid UTF-8 in strings becomes U+FFFD instead of throwing.
+std::string dump(const json& j);
+
+}  // namespace contrail::server
