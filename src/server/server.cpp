@@ -327,9 +327,15 @@ struct Server::Impl {
     }
     res.set_chunked_content_provider(
         "application/json",
-        [this, s, pr, rid, created, next_updates, record](size_t, httplib::DataSink& sink) {
+        [this, s, pr, rid, created, next_updates, record, last_probe = Clock::now()](size_t,
+                                                                                   httplib::DataSink& sink) mutable {
+          // Nothing is written until the end, so probe the client at least every second with a
+          // space (JSON allows leading whitespace): a write to a closed connection fails.
+          if (Clock::now() - last_probe >= std::chrono::seconds(1)) {
+            last_probe = Clock::now();
+            if (!sink.write(" ", 1)) return false;
+          }
           const auto ups = next_updates();
-          if (ups.empty()) return sink.write(" ", 1);  // JSON allows leading whitespace: probes the client
           for (const engine::RequestUpdate& u : ups) {
             record(u);
             for (const engine::ChoiceDelta& d : u.choices) {
