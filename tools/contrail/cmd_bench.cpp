@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench_concurrency.h"
 #include "common.h"
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
@@ -22,6 +23,7 @@ struct BenchArgs {
   int reps = 5;
   bool json = false;
   bool no_membw = false;
+  std::vector<int64_t> concurrency;  // batch sweep levels; empty = none
 };
 
 double median(std::vector<double> v) {
@@ -91,6 +93,18 @@ int bench(const BenchArgs& a) {
   const double roofline = bw > 0 ? bw * 1e9 / bpt : 0;
   const double pct = roofline > 0 ? 100.0 * tg_tps / roofline : 0;
 
+  std::vector<ConcurrencyResult> sweep;
+  if (!a.concurrency.empty()) {
+    auto model = std::make_shared<const ModelFile>(s->model_file());
+    sweep = concurrency_sweep(model, a.concurrency, a.n_prompt, a.n_gen, std::min(a.reps, 3), static_cast<int>(s->pool().size()));
+  }
+  std::string sweep_json = "[";
+  for (const auto& r : sweep)
+    sweep_json += fmt::format("{}{{\"concurrency\": {}, \"tokens_per_s\": {:.3f}, \"per_request_tokens_per_s\": {:.3f}, "
+                              "\"wall_s\": {:.4f}}}",
+                              sweep_json.size() > 1 ? ", " : "", r.concurrency, r.tokens_per_s, r.per_request_tps, r.wall_s);
+  sweep_json += "]";
+
   size_t model_bytes = 0;
   int64_t params = 0;
   for (const auto& [name, t] : s->model_file().tensors) {
@@ -102,9 +116,9 @@ int bench(const BenchArgs& a) {
         "{{\"model\": \"{}\", \"model_bytes\": {}, \"params\": {}, \"threads\": {}, \"isa\": \"{}\", \"n_prompt\": {}, "
         "\"n_gen\": {}, \"repetitions\": {}, \"pp_tokens_per_s\": {:.3f}, \"tg_tokens_per_s\": {:.3f}, "
         "\"membw_gb_per_s\": {:.2f}, \"bytes_per_token\": {:.0f}, \"roofline_tokens_per_s\": {:.3f}, "
-        "\"roofline_pct\": {:.2f}}}\n",
+        "\"roofline_pct\": {:.2f}, \"concurrency\": {}}}\n",
         path, model_bytes, params, s->pool().size(), isa_name(active_isa()), a.n_prompt, a.n_gen, a.reps, pp_tps,
-        tg_tps, bw, bpt, roofline, pct);
+        tg_tps, bw, bpt, roofline, pct, sweep_json);
     return 0;
   }
   fmt::print("model: {} ({} {}, {:.2f} MiB, {:.2f} M params) | threads {} | kernels {} | cpu {}\n", path, c.arch,
@@ -122,6 +136,13 @@ int bench(const BenchArgs& a) {
     fmt::print("memory read bandwidth {:.1f} GB/s; a generated token reads {:.2f} MB -> roofline {:.1f} tokens/s; "
                "generation reaches {:.1f}% of it\n",
                bw, bpt / 1e6, roofline, pct);
+  if (!sweep.empty()) {
+    fmt::print("\nbatch sweep (engine, {} prompt + {} generated tokens per request, greedy):\n", a.n_prompt, a.n_gen);
+    fmt::print("| concurrent | aggregate tokens/s | per request | x single |\n|---|---|---|---|\n");
+    for (const auto& r : sweep)
+      fmt::print("| {} | {:.1f} | {:.1f} | {:.2f} |\n", r.concurrency, r.tokens_per_s, r.per_request_tps,
+                 r.tokens_per_s / sweep.front().tokens_per_s);
+  }
   return 0;
 }
 
@@ -139,6 +160,11 @@ void register_bench(CLI::App& app, int& status) {
       ->check(CLI::Range(1, 1000));
   sub->add_flag("--json", args->json, "Print results as one JSON object");
   sub->add_flag("--no-membw", args->no_membw, "Skip the memory bandwidth probe");
+  sub->add_option("--concurrency", args->concurrency,
+                  "Batch sweep through the serving engine, e.g. --concurrency 1,4,16: aggregate generation tokens/s "
+                  "with that many requests in flight (-p prompt, -n generated tokens each)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   sub->callback([args, &status] { status = bench(*args); });
 }
 
