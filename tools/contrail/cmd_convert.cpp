@@ -24,42 +24,12 @@ struct ConvertArgs {
   bool no_progress = false;
 };
 
-std::string human_bytes(double b) {
-  if (b >= 1024.0 * 1048576.0) return fmt::format("{:.2f} GiB", b / (1024.0 * 1048576.0));
-  return fmt::format("{:.1f} MiB", b / 1048576.0);
-}
-
-// Draws the per-tensor progress on stderr: redrawn in place on a terminal, one line per tensor
-// otherwise (logs).
-std::function<void(const ConvertProgress&)> progress_bar(bool tty) {
-  const auto start = std::chrono::steady_clock::now();
-  return [start, tty](const ConvertProgress& p) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double rate = secs > 0 ? p.bytes_done / secs : 0;  // output bytes per second
-    const double eta = rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0;
-    const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / p.bytes_total : 1.0;
-    constexpr int kWidth = 24;
-    const int filled = static_cast<int>(frac * kWidth);
-    const std::string line = fmt::format(
-        "[{}{}] {:3.0f}% {}/{} tensors {} / {} {}/s ETA {:.0f}s {}", std::string(filled, '#'),
-        std::string(kWidth - filled, ' '), frac * 100, p.index + 1, p.count, human_bytes(p.bytes_done),
-        human_bytes(p.bytes_total), human_bytes(rate), eta, p.tensor);
-    if (tty) {
-      fmt::print(stderr, "\r\033[K{}", line);
-      if (p.index + 1 == p.count) fmt::print(stderr, "\n");
-    } else {
-      fmt::print(stderr, "{}\n", line);
-    }
-    std::fflush(stderr);
-  };
-}
-
 int convert(const ConvertArgs& a) {
   ConvertOptions opts;
   opts.outtype = parse_convert_type(a.outtype);
   opts.name = a.name;
   const bool tty = ::isatty(STDERR_FILENO) == 1;
-  if (a.progress || (tty && !a.no_progress)) opts.on_tensor = progress_bar(tty);
+  if (a.progress || (tty && !a.no_progress)) opts.on_tensor = convert_progress_bar(tty);
 
   const ModelFile m = load_model_file(a.input);
   if (!a.vocab_from.empty()) {

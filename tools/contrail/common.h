@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "contrail/model/convert.h"
 #include "contrail/runtime/session.h"
 
 namespace contrail::cli {
@@ -27,6 +28,12 @@ void add_sampling_options(CLI::App& app, SamplingParams& s);
 // Parses "1,2,3" (spaces allowed) into ids; throws InvalidArgument naming the bad item.
 std::vector<int32_t> parse_id_list(const std::string& s);
 
+// "1.5 MiB" / "2.10 GiB".
+std::string human_bytes(double bytes);
+// Per-tensor progress of a GGUF write on stderr (bar, rate, ETA): redrawn in place on a terminal,
+// one line per tensor otherwise (logs).
+std::function<void(const ConvertProgress&)> convert_progress_bar(bool tty);
+
 // Subcommand registration: each adds itself to `app` and returns the callback's exit status via
 // the `status` reference.
 void register_run(CLI::App& app, int& status);
@@ -38,5 +45,6 @@ void register_pull(CLI::App& app, int& status);
 void register_convert(CLI::App& app, int& status);
 void register_chat(CLI::App& app, int& status);
 void register_serve(CLI::App& app, int& status);
+void register_synth(CLI::App& app, int& status);
 
 }  // namespace contrail::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   contrail::cli::register_convert(app, status);
   contrail::cli::register_chat(app, status);
   contrail::cli::register_serve(app, status);
+  contrail::cli::register_synth(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
