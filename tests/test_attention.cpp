@@ -20,6 +20,7 @@
 #include "contrail/core/tensor.h"
 #include "contrail/core/thread_pool.h"
 #include "contrail/kernels/attention.h"
+#include "contrail/kernels/quantize.h"
 #include "contrail/ops/attention.h"
 #include "test_util.h"
 
@@ -367,6 +368,72 @@ TEST(PagedAttention, MatchesTheReferenceOnScatteredBlocks) {
       }
     }
   }
+}
+
+// f16 and q8_0 pools: the result equals the reference on the values the pool holds (each row
+// decoded by the scalar dequantizers), and stays close to the f32 result.
+TEST(PagedAttention, QuantizedPoolsMatchTheReferenceOnTheirValues) {
+  ActiveIsaGuard guard;
+  std::mt19937 rng(4242);
+  ThreadPool pool(2);
+  const int64_t n_head = 4, n_head_kv = 2, head_dim = 64, bs = 5, kv_dim = n_head_kv * head_dim;
+  const int64_t n_kv = 37, n_blocks = 9;
+  std::vector<int32_t> table{7, 2, 8, 0, 5, 1, 3, 6};  // 8 blocks of 5 cover 37 positions
+  const std::vector<float> kf = random_vec(n_blocks * bs * kv_dim, -1, 1, rng);
+  const std::vector<float> vf = random_vec(n_blocks * bs * kv_dim, -1, 1, rng);
+  const int64_t n_tokens = 4;
+  const std::vector<float> q = random_vec(n_tokens * n_head * head_dim, -3, 3, rng);
+  const std::vector<int32_t> seq_of(n_tokens, 0), pos{33, 34, 35, 36};
+  const ops::PagedSequence seqs[1] = {{table, n_kv}};
+  for (DType dt : {DType::F16, DType::Q8_0}) {
+    Tensor kp = Tensor::empty(dt, {n_blocks * bs, n_head_kv, head_dim});
+    Tensor vp = Tensor::empty(dt, {n_blocks * bs, n_head_kv, head_dim});
+    const size_t rb = row_bytes(dt, kv_dim);
+    std::vector<float> kd(kf.size()), vd(vf.size());  // what the pools hold, decoded
+    for (int64_t r = 0; r < n_blocks * bs; ++r) {
+      ops::store_kv_row(&kf[r * kv_dim], kv_dim, dt, static_cast<char*>(kp.data()) + r * rb);
+      ops::store_kv_row(&vf[r * kv_dim], kv_dim, dt, static_cast<char*>(vp.data()) + r * rb);
+      kernels::dequantize_row(dt, static_cast<const char*>(kp.data()) + r * rb, kv_dim, &kd[r * kv_dim]);
+      kernels::dequantize_row(dt, static_cast<const char*>(vp.data()) + r * rb, kv_dim, &vd[r * kv_dim]);
+    }
+    for (int64_t window : {0, 6}) {
+      ops::AttentionParams p;
+      p.scale = 0.125f;
+      p.window = window;
+      // Reference: gather the sequence's decoded rows in position order.
+      std::vector<float> k(n_kv * kv_dim), v(n_kv * kv_dim), kx(n_kv * kv_dim), vx(n_kv * kv_dim);
+      for (int64_t at = 0; at < n_kv; ++at) {
+        const int64_t row = table[at / bs] * bs + at % bs;
+        std::copy_n(&kd[row * kv_dim], kv_dim, &k[at * kv_dim]);
+        std::copy_n(&vd[row * kv_dim], kv_dim, &v[at * kv_dim]);
+        std::copy_n(&kf[row * kv_dim], kv_dim, &kx[at * kv_dim]);
+        std::copy_n(&vf[row * kv_dim], kv_dim, &vx[at * kv_dim]);
+      }
+      const Dims d{n_tokens, n_head, n_kv, n_head_kv, head_dim};
+      const std::vector<float> want = reference_attention(q, k, v, d, pos, p);
+      const std::vector<float> exact = reference_attention(q, kx, vx, d, pos, p);
+      const Tensor tq = tensor_from({n_tokens, n_head, head_dim}, q);
+      for (Isa isa : supported_isas()) {
+        SCOPED_TRACE(fmt::format("{} {} window={}", dtype_name(dt), isa_name(isa), window));
+        set_active_isa(isa);
+        Tensor out = Tensor::empty(DType::F32, {n_tokens, n_head, head_dim});
+        ops::paged_attention(tq, kp, vp, bs, seqs, seq_of.data(), pos.data(), p, out, pool);
+        expect_close(values_of(out), want, 2e-5f);
+        expect_close(values_of(out), exact, dt == DType::F16 ? 2e-3f : 3e-2f);
+      }
+    }
+  }
+  const Tensor q3 = Tensor::empty(DType::F32, {1, 4, 16});
+  Tensor out = Tensor::empty(DType::F32, {1, 4, 16});
+  const Tensor kf16 = Tensor::empty(DType::F16, {10, 2, 16}), kf32 = Tensor::empty(DType::F32, {10, 2, 16});
+  const int32_t so[1] = {0}, ps[1] = {0};
+  const ops::PagedSequence one[1] = {{table, 1}};
+  ops::AttentionParams p;
+  p.scale = 0.25f;
+  expect_invalid([&] { ops::paged_attention(q3, kf16, kf32, 5, one, so, ps, p, out, pool); },
+                 {"v_pool has dtype f32 but k_pool f16"});
+  expect_invalid([&] { ops::store_kv_row(nullptr, 16, DType::Q8_0, nullptr); }, {"q8_0", "multiple of 32", "16"});
+  expect_invalid([&] { ops::store_kv_row(nullptr, 16, DType::BF16, nullptr); }, {"bf16", "not supported"});
 }
 
 TEST(PagedAttention, RejectsBadTablesAndPositions) {

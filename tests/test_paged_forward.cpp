@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <span>
 
 #include "contrail/model/paged_kv_cache.h"
 #include "contrail/runtime/session.h"
@@ -106,6 +107,46 @@ INSTANTIATE_TEST_SUITE_P(TinyRandom, PagedForward,
                          ::testing::Values("llama", "mistral", "qwen2", "phi3", "gpt2", "gemma", "gemma2"),
                          [](const auto& info) { return std::string(info.param); });
 
+// f16 and q8_0 KV pools against llama.cpp's goldens (f32 KV): one sequence fed in chunks of 5.
+// MANIFEST section 5: llama.cpp itself moves by up to 6.1e-4 with f16 KV (gemma2); q8_0 KV
+// quantizes K/V to 8 bits per value, so it gets the MANIFEST's tolerance for quantized models.
+TEST(PagedForwardKvDtype, F16AndQ8_0AgainstTheGoldens) {
+  for (const char* arch : {"llama_quant", "gemma2"}) {
+    const std::string dir = test::data_path(std::string("golden/tiny-random/") + arch);
+    CONTRAIL_REQUIRE_DATA(dir + "/gguf/model.gguf");
+    auto model = std::make_shared<const ModelFile>(load_model_file(dir + "/gguf/model.gguf"));
+    Transformer tf(model);
+    ThreadPool pool(2);
+    const int64_t n_vocab = model->config.n_vocab;
+    for (DType dt : {DType::F16, DType::Q8_0}) {
+      double worst = 0;
+      for (const std::string& seq : test::tiny_random_sequences(arch)) {
+        const auto g = test::read_json(dir + "/golden/" + seq + ".json");
+        const auto ids = g.at("token_ids").get<std::vector<int32_t>>();
+        const auto ref = test::read_f32(dir + "/golden/" + seq + ".logits.bin");
+        PagedKvCache cache(model->config, 16, 4, dt);
+        std::vector<int32_t> table(16);
+        std::iota(table.begin(), table.end(), 0);
+        std::reverse(table.begin(), table.end());
+        std::vector<float> logits;
+        for (size_t at = 0; at < ids.size(); at += 5) {
+          const size_t n = std::min<size_t>(5, ids.size() - at);
+          std::vector<int32_t> pos(n), seq_of(n, 0), rows(n);
+          std::iota(pos.begin(), pos.end(), static_cast<int32_t>(at));
+          std::iota(rows.begin(), rows.end(), 0);
+          const ops::PagedSequence ps[1] = {{table, static_cast<int64_t>(at + n)}};
+          tf.forward_paged({std::span<const int32_t>(ids).subspan(at, n), pos, seq_of, ps, rows}, cache, pool, logits);
+          for (size_t r = 0; r < n; ++r)
+            for (int64_t v = 0; v < n_vocab; ++v)
+              worst = std::max(worst, static_cast<double>(std::fabs(logits[r * n_vocab + v] - ref[(at + r) * n_vocab + v])));
+        }
+      }
+      std::printf("%s KV %s: max |logit diff| vs llama.cpp (f32 KV) %.3g\n", arch, dtype_name(dt).data(), worst);
+      EXPECT_LE(worst, dt == DType::F16 ? 2e-3 : 5e-2) << arch << " " << dtype_name(dt);
+    }
+  }
+}
+
 TEST(PagedKvCache, CopyBlockAndLimits) {
   const std::string model = test::data_path("golden/tiny-random/llama/gguf/model.gguf");
   CONTRAIL_REQUIRE_DATA(model);
@@ -122,6 +163,9 @@ TEST(PagedKvCache, CopyBlockAndLimits) {
   test::expect_invalid([&] { PagedKvCache(m.config, 0, 16); }, {"n_blocks 0"});
   test::expect_invalid([&] { PagedKvCache(m.config, 4, 5000); }, {"block_size 5000", "[1, 4096]"});
   test::expect_invalid([&] { PagedKvCache(m.config, int64_t{1} << 40, 16); }, {"MiB", "limit"});
+  test::expect_invalid([&] { PagedKvCache(m.config, 4, 16, DType::Q8_0); }, {"q8_0", "head_dim", "16"});
+  test::expect_invalid([&] { PagedKvCache(m.config, 4, 16, DType::BF16); }, {"bf16", "not supported"});
+  EXPECT_EQ(PagedKvCache::blocks_in(m.config, 2, c.nbytes() / 3 * 1000, DType::F16), 2000);
   EXPECT_EQ(PagedKvCache::blocks_in(m.config, 2, c.nbytes() / 3 * 1000), 1000);  // c: 3 blocks of 2
   EXPECT_EQ(PagedKvCache::blocks_in(m.config, 16, c.nbytes() / 3 * 1000), 125);
 }

@@ -107,11 +107,13 @@ std::unique_ptr<Engine> Engine::create(std::shared_ptr<const ModelFile> model, c
                                        EngineConfig config) {
   config.validate();
   const ModelConfig& mc = model->config;
-  if (config.n_blocks == 0) config.n_blocks = PagedKvCache::blocks_in(mc, config.block_size, config.kv_cache_bytes);
+  if (config.n_blocks == 0)
+    config.n_blocks = PagedKvCache::blocks_in(mc, config.block_size, config.kv_cache_bytes, config.kv_dtype);
   const int64_t ctx = mc.n_ctx_train > 0 ? mc.n_ctx_train : config.scheduler.max_seq_len;
   if (config.n_blocks * config.block_size < std::min(ctx, config.scheduler.max_seq_len))
     config.n_blocks = (std::min(ctx, config.scheduler.max_seq_len) + config.block_size - 1) / config.block_size;
-  auto runner = std::make_unique<TransformerRunner>(model, config.n_blocks, config.block_size, config.n_threads);
+  auto runner = std::make_unique<TransformerRunner>(model, config.n_blocks, config.block_size, config.n_threads,
+                                                    config.kv_dtype);
   return std::make_unique<Engine>(std::move(runner), tokenizer, config, ctx);
 }
 

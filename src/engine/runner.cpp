@@ -10,8 +10,8 @@
 namespace contrail::engine {
 
 TransformerRunner::TransformerRunner(std::shared_ptr<const ModelFile> model, int64_t n_blocks, int64_t block_size,
-                                     int n_threads)
-    : transformer_(std::move(model)), cache_(transformer_.config(), n_blocks, block_size), pool_(n_threads) {}
+                                     int n_threads, DType kv_dtype)
+    : transformer_(std::move(model)), cache_(transformer_.config(), n_blocks, block_size, kv_dtype), pool_(n_threads) {}
 
 void TransformerRunner::execute(const SchedulerOutput& out, const Scheduler& sched, std::vector<float>& logits) {
   for (const BlockCopy& c : out.copies) cache_.copy_block(c.src, c.dst);

@@ -231,18 +231,19 @@ void Transformer::forward_paged(const PagedBatch& b, PagedKvCache& cache, Thread
     Tensor k_rows(int64_t) override { return k_new; }
     Tensor v_rows(int64_t) override { return v_new; }
     void store(int64_t l) override {
-      const int64_t bs = cache.block_size(), n = k_new.dim(0);
-      const size_t row_bytes = k_new.nbytes() / static_cast<size_t>(n);
+      const int64_t bs = cache.block_size(), n = k_new.dim(0), kv_dim = k_new.dim(1);
+      const DType dt = cache.dtype();
+      const size_t dst_row = row_bytes(dt, kv_dim);  // one position of the pool, all kv heads
       auto* kd = static_cast<char*>(cache.k(l).data());
       auto* vd = static_cast<char*>(cache.v(l).data());
-      const auto* ks = static_cast<const char*>(k_new.data());
-      const auto* vs = static_cast<const char*>(v_new.data());
+      const float* ks = k_new.data_as<float>();  // (n, kv_dim)
+      const float* vs = v_new.data_as<float>();
       for (int64_t i = 0; i < n; ++i) {
         const ops::PagedSequence& sq = b.seqs[static_cast<size_t>(b.seq_of[i])];
         const int64_t p = b.pos[i];
         const int64_t row = static_cast<int64_t>(sq.block_table[static_cast<size_t>(p / bs)]) * bs + p % bs;
-        std::memcpy(kd + static_cast<size_t>(row) * row_bytes, ks + static_cast<size_t>(i) * row_bytes, row_bytes);
-        std::memcpy(vd + static_cast<size_t>(row) * row_bytes, vs + static_cast<size_t>(i) * row_bytes, row_bytes);
+        ops::store_kv_row(ks + i * kv_dim, kv_dim, dt, kd + static_cast<size_t>(row) * dst_row);
+        ops::store_kv_row(vs + i * kv_dim, kv_dim, dt, vd + static_cast<size_t>(row) * dst_row);
       }
     }
     void attend(int64_t l, const Tensor& q3, const ops::AttentionParams& ap, Tensor& out3, ThreadPool& pool) override {

@@ -13,6 +13,9 @@
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
 #include "contrail/kernels/attention.h"
+#include "contrail/kernels/quantize.h"
+#include "contrail/core/half.h"
+#include <cstring>
 
 namespace contrail::ops {
 namespace {
@@ -109,13 +112,47 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t*
   });
 }
 
+void store_kv_row(const float* x, int64_t n, DType dtype, void* dst) {
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case DType::F16: {
+      auto* d = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(x[i]);
+      return;
+    }
+    case DType::Q8_0:
+      if (n % kQ8_0Block != 0)
+        throw InvalidArgument(fmt::format("store_kv_row: q8_0 needs a multiple of {} values, got {}", kQ8_0Block, n));
+      kernels::quantize_row_q8_0(x, n, static_cast<BlockQ8_0*>(dst));
+      return;
+    default:
+      throw InvalidArgument(fmt::format("store_kv_row: KV dtype {} is not supported (f32, f16 or q8_0)",
+                                        dtype_name(dtype)));
+  }
+}
+
 void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, int64_t block_size,
                      std::span<const PagedSequence> seqs, const int32_t* seq_of, const int32_t* pos,
                      const AttentionParams& p, Tensor& out, ThreadPool& pool) {
   check_f32_cpu_3d("q", q);
-  check_f32_cpu_3d("k_pool", k_pool);
-  check_f32_cpu_3d("v_pool", v_pool);
   check_f32_cpu_3d("out", out);
+  const DType kv_dtype = k_pool.dtype();
+  if (kv_dtype != DType::F32 && kv_dtype != DType::F16 && kv_dtype != DType::Q8_0)
+    throw InvalidArgument(fmt::format("paged_attention: k_pool has dtype {}; expected f32, f16 or q8_0",
+                                      dtype_name(kv_dtype)));
+  if (v_pool.dtype() != kv_dtype)
+    throw InvalidArgument(fmt::format("paged_attention: v_pool has dtype {} but k_pool {}", dtype_name(v_pool.dtype()),
+                                      dtype_name(kv_dtype)));
+  for (const Tensor* t : {&k_pool, &v_pool}) {
+    if (t->device() != Device::CPU || t->ndim() != 3 || (t->numel() > 0 && t->data() == nullptr))
+      throw InvalidArgument(fmt::format("paged_attention: the KV pools must be 3-dim CPU tensors with data, got {}",
+                                        t->shape_str()));
+  }
+  if (kv_dtype == DType::Q8_0 && q.dim(2) % kQ8_0Block != 0)
+    throw InvalidArgument(fmt::format("paged_attention: a q8_0 KV pool needs head_dim % {} == 0, head_dim is {}",
+                                      kQ8_0Block, q.dim(2)));
   check_shapes(q, k_pool, v_pool, out);
   check_params(p);
   const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
@@ -148,8 +185,43 @@ void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool
                                         seqs[static_cast<size_t>(seq_of[t])].n_kv, seq_of[t]));
   }
 
-  const kernels::AttendRunsFn attend = kernels::attend_runs_kernel(active_isa());
   const int64_t group = n_head / n_head_kv;
+  if (kv_dtype != DType::F32) {
+    // Decode the admitted positions of one (token, kv head) into f32 scratch, then attend to it as
+    // a contiguous history; query heads sharing the kv head (adjacent pairs) reuse the decode.
+    const kernels::AttendRowFn attend_row = kernels::attend_row_kernel(active_isa());
+    const size_t pool_row = row_bytes(kv_dtype, n_head_kv * head_dim);  // bytes of one position
+    const size_t head_bytes = row_bytes(kv_dtype, head_dim);           // bytes of one kv head
+    const auto* kb = static_cast<const char*>(k_pool.data());
+    const auto* vb = static_cast<const char*>(v_pool.data());
+    const float* qp = q.data_as<float>();
+    float* op = out.data_as<float>();
+    const int64_t grain = std::max<int64_t>(group, kGrainWork / (std::max<int64_t>(max_kv, 1) * head_dim));
+    pool.parallel_for(n_tokens * n_head, grain, [&](int64_t begin, int64_t end) {
+      std::vector<float> k(static_cast<size_t>(max_kv * head_dim)), v(k.size());  // (n_keys, head_dim)
+      std::vector<float> scores(static_cast<size_t>(max_kv));
+      int64_t have_t = -1, have_kvh = -1, lo = 0, hi = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t t = i / n_head, h = i % n_head, kvh = h / group;
+        if (t != have_t || kvh != have_kvh) {
+          const PagedSequence& sq = seqs[static_cast<size_t>(seq_of[t])];
+          hi = pos[t];
+          lo = p.window > 0 ? std::max<int64_t>(0, hi - p.window + 1) : 0;
+          for (int64_t at = lo; at <= hi; ++at) {
+            const int64_t row = static_cast<int64_t>(sq.block_table[at / block_size]) * block_size + at % block_size;
+            const size_t off = static_cast<size_t>(row) * pool_row + static_cast<size_t>(kvh) * head_bytes;
+            kernels::dequantize_row(kv_dtype, kb + off, head_dim, &k[static_cast<size_t>((at - lo) * head_dim)]);
+            kernels::dequantize_row(kv_dtype, vb + off, head_dim, &v[static_cast<size_t>((at - lo) * head_dim)]);
+          }
+          have_t = t, have_kvh = kvh;
+        }
+        attend_row(qp + i * head_dim, k.data(), v.data(), head_dim, head_dim, hi - lo + 1, p.scale, p.softcap,
+                   scores.data(), op + i * head_dim);
+      }
+    });
+    return;
+  }
+  const kernels::AttendRunsFn attend = kernels::attend_runs_kernel(active_isa());
   const int64_t kv_stride = n_head_kv * head_dim;  // floats between consecutive pool rows
   const float* qp = q.data_as<float>();            // (n_tokens, n_head, head_dim)
   const float* kp = k_pool.data_as<float>();       // (n_blocks * block_size, n_head_kv, head_dim)

@@ -26,6 +26,7 @@ struct ServeArgs {
   engine::EngineConfig engine;
   std::string template_file;
   int64_t kv_mib = 256;
+  std::string kv_dtype = "f16";
   double drain_s = 30;
 };
 
@@ -66,6 +67,10 @@ int serve(ServeArgs& a) {
     }
   }
   a.engine.kv_cache_bytes = static_cast<size_t>(a.kv_mib) << 20;
+  if (a.kv_dtype == "f32") a.engine.kv_dtype = DType::F32;
+  else if (a.kv_dtype == "f16") a.engine.kv_dtype = DType::F16;
+  else if (a.kv_dtype == "q8_0" || a.kv_dtype == "int8") a.engine.kv_dtype = DType::Q8_0;
+  else throw InvalidArgument(fmt::format("--kv-dtype '{}': expected f32, f16 or q8_0", a.kv_dtype));
   a.engine.n_threads = a.model.threads;
   if (a.model.ctx > 0) a.engine.scheduler.max_seq_len = a.model.ctx;
   auto eng = engine::Engine::create(model, tok, a.engine);
@@ -76,11 +81,11 @@ int serve(ServeArgs& a) {
   server::Server srv(*eng, tmpl.get(), a.server);
   const int port = srv.bind();
   std::fprintf(stderr,
-               "contrail serve: '%s' (%s) on http://%s:%d | context %lld, KV %lld blocks x %lld tokens, "
+               "contrail serve: '%s' (%s) on http://%s:%d | context %lld, KV %lld blocks x %lld tokens %s, "
                "max_batched_tokens %lld, max_running %lld, max_waiting %lld%s%s\n",
                a.server.model_name.c_str(), path.c_str(), a.server.host.c_str(), port,
                static_cast<long long>(eng->max_seq_len()), static_cast<long long>(eng->config().n_blocks),
-               static_cast<long long>(a.engine.block_size),
+               static_cast<long long>(a.engine.block_size), a.kv_dtype.c_str(),
                static_cast<long long>(a.engine.scheduler.max_batched_tokens),
                static_cast<long long>(a.engine.scheduler.max_running),
                static_cast<long long>(a.engine.scheduler.max_waiting), tmpl ? ", chat template" : ", no chat template",
@@ -136,6 +141,9 @@ void register_serve(CLI::App& app, int& status) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   sub->add_option("--kv-cache-mib", a->kv_mib, "KV cache memory (MiB)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  sub->add_option("--kv-dtype", a->kv_dtype,
+                  "KV cache storage: f16, f32 (exact), or q8_0 = int8 with a scale per 32 values (head_dim % 32 == 0)")
+      ->capture_default_str();
   sub->add_option("--block-size", a->engine.block_size, "Tokens per KV block")->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_flag("!--no-prefix-cache", a->engine.prefix_cache, "Disable prefix caching");
   sub->add_option("--max-n", a->engine.max_n, "Largest 'n' (choices per request)")->capture_default_str()->check(CLI::Range(1, 128));

@@ -82,6 +82,7 @@ struct EngineConfig {
   int64_t block_size = 16;                // tokens per KV block
   int64_t n_blocks = 0;                   // KV blocks; 0 = as many as kv_cache_bytes holds
   size_t kv_cache_bytes = size_t{256} << 20;
+  DType kv_dtype = DType::F32;            // KV storage: f32, f16 or q8_0 (see PagedKvCache)
   bool prefix_cache = true;
   int n_threads = 0;                      // runner threads (<= 0: one per core)
   int max_n = 16;                         // largest `n` accepted

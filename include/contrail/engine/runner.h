@@ -29,7 +29,8 @@ class ModelRunner {
 // weights once for all its sequences.
 class TransformerRunner final : public ModelRunner {
  public:
-  TransformerRunner(std::shared_ptr<const ModelFile> model, int64_t n_blocks, int64_t block_size, int n_threads);
+  TransformerRunner(std::shared_ptr<const ModelFile> model, int64_t n_blocks, int64_t block_size, int n_threads,
+                    DType kv_dtype = DType::F32);
   int64_t n_vocab() const override { return transformer_.config().n_vocab; }
   void execute(const SchedulerOutput& out, const Scheduler& sched, std::vector<float>& logits) override;
   const Transformer& transformer() const { return transformer_; }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <span>
 
+#include "contrail/core/dtype.h"
 #include "contrail/core/tensor.h"
 #include "contrail/core/thread_pool.h"
 
@@ -31,14 +32,21 @@ struct PagedSequence {
 };
 
 // Attention of a flattened multi-sequence batch against a paged KV cache (the serving engine's
-// step): as attention() per sequence, reading the blocks in place (no gather copy).
+// step): as attention() per sequence. f32 pools are read in place (the kernel walks the blocks as
+// runs); f16 / q8_0 pools are decoded to f32 one (query token, kv head) at a time into a per-thread
+// scratch, then attended as a contiguous history (exactly the f32 result on the decoded values).
 // q, out:         (n_tokens, n_head, head_dim) f32
-// k_pool, v_pool: (n_blocks * block_size, n_head_kv, head_dim) f32
+// k_pool, v_pool: (n_blocks * block_size, n_head_kv, head_dim), both f32, both f16 or both q8_0
 // seq_of[t]:      index into seqs of token t's sequence; pos[t] < seqs[seq_of[t]].n_kv
 // Each sequence's table must cover its n_kv positions with block ids in [0, n_blocks).
 // Throws InvalidArgument naming the token/sequence, the value and the limit.
 void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, int64_t block_size,
                      std::span<const PagedSequence> seqs, const int32_t* seq_of, const int32_t* pos,
                      const AttentionParams& p, Tensor& out, ThreadPool& pool);
+
+// Writes one K or V position (n f32 values, all kv heads) into a pool row of dtype f32, f16 or
+// q8_0 (round to nearest even for f16; GGML's reference quantizer for q8_0, n % 32 == 0).
+// Throws InvalidArgument for another dtype.
+void store_kv_row(const float* x, int64_t n, DType dtype, void* dst);
 
 }  // namespace contrail::ops
