@@ -281,6 +281,15 @@ TEST_F(Serve, BadInputIsA400NamingTheParameter) {
     EXPECT_NE(e["error"]["message"].get<std::string>().find(k.words), std::string::npos) << k.body << " -> " << r->body;
     EXPECT_TRUE(e["error"].contains("code")) << k.body;
   }
+  // A prompt longer than the context (stories260K: 2048 tokens).
+  json long_prompt = {{"prompt", json::array()}};
+  for (int i = 0; i < 2100; ++i) long_prompt["prompt"].push_back(300 + i % 200);
+  auto lp = c.Post("/v1/completions", long_prompt.dump(), "application/json");
+  ASSERT_TRUE(lp);
+  EXPECT_EQ(lp->status, 400);
+  EXPECT_EQ(json::parse(lp->body)["error"]["code"], "context_length_exceeded") << lp->body;
+  EXPECT_NE(lp->body.find("2100 tokens"), std::string::npos) << lp->body;
+  EXPECT_NE(lp->body.find("2048"), std::string::npos) << lp->body;
   // Invalid UTF-8 inside a JSON string, an unknown field of any type (ignored), unknown routes,
   // chat without a template.
   auto bad_utf8 = c.Post("/v1/completions", std::string("{\"prompt\": \"a\xff\xfe b\"}"), "application/json");
