@@ -159,7 +159,10 @@ SubmitStatus Engine::submit(uint64_t id, std::vector<int32_t> prompt, const Requ
     std::lock_guard lk(mu_);
     if (!accepting_) return SubmitStatus::ShuttingDown;
     if (active_.count(id)) throw InvalidArgument(fmt::format("request id {} is already in flight", id));
-    if (static_cast<int64_t>(inbox_.size()) + waiting_now_ >= config_.scheduler.max_waiting)
+    // Requests that will start at once (free running slots) do not wait: only the rest count
+    // against max_waiting.
+    const int64_t free_slots = std::max<int64_t>(0, config_.scheduler.max_running - running_now_);
+    if (static_cast<int64_t>(inbox_.size()) + waiting_now_ >= config_.scheduler.max_waiting + free_slots)
       return SubmitStatus::QueueFull;
     active_[id] = true;
     ++stats_.active_requests;
@@ -362,6 +365,7 @@ bool Engine::step(std::vector<RequestUpdate>& updates) {
 void Engine::publish_stats() {
   std::lock_guard lk(mu_);
   waiting_now_ = sched_.n_waiting();
+  running_now_ = sched_.n_running();
   stats_.running = sched_.n_running();
   stats_.waiting = sched_.n_waiting() + static_cast<int64_t>(inbox_.size());
   stats_.blocks_total = blocks_.n_blocks();

@@ -64,6 +64,7 @@ std::string Metrics::render(const engine::EngineStats& st, const std::string& mo
   counter("contrail_engine_steps_total", "Forward passes of the engine.", static_cast<double>(st.steps));
   counter("contrail_requests_rejected_total", "Requests refused with 429 (queue full).", static_cast<double>(rejected_429.load()));
   counter("contrail_bad_requests_total", "Requests answered with a 4xx error other than 429.", static_cast<double>(bad_requests.load()));
+  counter("contrail_server_errors_total", "Requests answered with a 500 (a failed handler).", static_cast<double>(server_errors.load()));
   {
     std::lock_guard lk(mu_);
     out += "# HELP contrail_request_success_total Finished requests by finish reason.\n"

@@ -37,6 +37,7 @@ class Metrics {
   void count_finished(const std::string& reason);
   std::atomic<int64_t> rejected_429{0};      // admission control
   std::atomic<int64_t> bad_requests{0};      // 4xx answers other than 429
+  std::atomic<int64_t> server_errors{0};     // 5xx answers from failed handlers
   std::string render(const engine::EngineStats& st, const std::string& model) const;
 
  private:

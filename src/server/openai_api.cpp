@@ -370,7 +370,7 @@ json completion_response(const std::string& id, int64_t created, const ModelCont
 }
 
 json stream_chunk(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
-                  const engine::ChoiceDelta& d, bool first_chat_chunk) {
+                  const engine::ChoiceDelta& d, bool first_chat_chunk, size_t text_offset) {
   json c = {{"index", d.index}, {"finish_reason", finish_json(d.finish)}};
   if (req.chat) {
     json delta = json::object();
@@ -380,7 +380,7 @@ json stream_chunk(const std::string& id, int64_t created, const ModelContext& m,
     c["logprobs"] = req.logprobs ? chat_logprobs(m, d.logprobs) : json(nullptr);
   } else {
     c["text"] = d.text;
-    c["logprobs"] = req.logprobs ? completion_logprobs(m, d.logprobs, 0) : json(nullptr);
+    c["logprobs"] = req.logprobs ? completion_logprobs(m, d.logprobs, text_offset) : json(nullptr);
   }
   return {{"id", id},
           {"object", req.chat ? "chat.completion.chunk" : "text_completion"},

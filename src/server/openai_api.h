@@ -68,8 +68,10 @@ json completion_response(const std::string& id, int64_t created, const ModelCont
                          const std::vector<ChoiceResult>& choices, int64_t n_prompt, int64_t n_generated);
 // One streamed chunk for one choice's delta (the role delta of a chat stream's first chunk when
 // first_chat_chunk).
+// text_offset: bytes of this choice's text streamed before this chunk (the prompt's too with echo),
+// for completions logprobs.
 json stream_chunk(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
-                  const engine::ChoiceDelta& d, bool first_chat_chunk);
+                  const engine::ChoiceDelta& d, bool first_chat_chunk, size_t text_offset);
 // The usage-only final chunk (stream_options.include_usage).
 json usage_chunk(const std::string& id, int64_t created, const ModelContext& m, const ParsedRequest& req,
                  int64_t n_prompt, int64_t n_generated);

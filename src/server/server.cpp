@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -57,6 +58,7 @@ struct Server::Impl {
   std::mutex shutdown_mu;
   bool shut = false;
   int bound_port = 0;
+  int listen_fd = -1;
   int64_t started = 0;
 
   Impl(engine::Engine& e, const ChatTemplate* tmpl, ServerConfig c) : engine(e), cfg(std::move(c)) {
@@ -108,7 +110,7 @@ struct Server::Impl {
         what = e.what();
       } catch (...) {
       }
-      ++metrics.bad_requests;
+      ++metrics.server_errors;
       send_error(res, api_error(500, fmt::format("internal error: {}", what), "server_error"));
     });
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -244,6 +246,7 @@ struct Server::Impl {
     struct State {
       std::vector<ChoiceResult> choices;
       std::vector<bool> role_sent;
+      std::vector<size_t> text_offset;  // streamed bytes per choice (completions logprobs text_offset)
       bool first_token_seen = false, finished = false;
       Clock::time_point t_first;
       int64_t n_prompt = 0, n_generated = 0;
@@ -251,6 +254,7 @@ struct Server::Impl {
     auto s = std::make_shared<State>();
     s->choices.resize(static_cast<size_t>(pr->opts.n));
     s->role_sent.assign(static_cast<size_t>(pr->opts.n), false);
+    s->text_offset.assign(static_cast<size_t>(pr->opts.n), pr->echo ? pr->prompt_text.size() : 0);
 
     // Waits up to 1 s for updates; returns them (empty on timeout).
     auto next_updates = [st] {
@@ -309,7 +313,8 @@ struct Server::Impl {
                 const auto i = static_cast<size_t>(d.index);
                 const bool first = pr->chat && !s->role_sent[i];
                 s->role_sent[i] = true;
-                if (!send(stream_chunk(rid, created, ctx, *pr, d, first))) return false;
+                if (!send(stream_chunk(rid, created, ctx, *pr, d, first, s->text_offset[i]))) return false;
+                s->text_offset[i] += d.text.size();
               }
               if (u.done) {
                 if (pr->include_usage && !send(usage_chunk(rid, created, ctx, *pr, u.n_prompt, u.n_generated)))
@@ -366,6 +371,13 @@ Server::~Server() { shutdown(); }
 
 int Server::bind() {
   auto& h = impl_->http;
+  // httplib listens with a backlog of 5, so a burst of simultaneous connects (a benchmark client,
+  // many users at once) is dropped: remember the socket and listen again with the system maximum.
+  h.set_socket_options([this](socket_t fd) {
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    impl_->listen_fd = fd;
+  });
   if (impl_->cfg.port == 0) {
     const int p = h.bind_to_any_port(impl_->cfg.host);
     if (p <= 0) throw Error(fmt::format("serve: cannot bind {} on any port", impl_->cfg.host));
@@ -376,6 +388,7 @@ int Server::bind() {
                               impl_->cfg.port));
     impl_->bound_port = impl_->cfg.port;
   }
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   return impl_->bound_port;
 }
 

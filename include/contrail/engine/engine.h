@@ -14,8 +14,9 @@
 // - Callbacks run on the engine thread, one at a time, never under an engine lock: they may call
 //   cancel() or stats(), but must return quickly (they delay every other request).
 // - Stop strings and stop token ids are never part of the returned text/tokens; EOS/EOG neither.
-// - Admission control: at most scheduler.max_waiting requests wait; submit() beyond that returns
-//   QueueFull at once (the HTTP layer answers 429), never an unbounded backlog.
+// - Admission control: beyond the free running slots, at most scheduler.max_waiting requests wait;
+//   submit() beyond that returns QueueFull at once (the HTTP layer answers 429), never an
+//   unbounded backlog.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -170,6 +171,7 @@ class Engine {
   std::vector<uint64_t> cancels_;
   std::unordered_map<uint64_t, bool> active_;  // submitted ids without a final update yet
   int64_t waiting_now_ = 0;                    // scheduler waiting count after the last step
+  int64_t running_now_ = 0;                    // scheduler running count after the last step
   bool accepting_ = true;
   bool stop_ = false;
   EngineStats stats_;
