@@ -50,9 +50,11 @@ if ! installed; then
   cp "$SRC/package.json" "$SRC/package-lock.json" "$WORK/"
   rm -f "$WORK/.installed-lock"
   echo "openai_npm_client: npm ci into $WORK" >&2
-  npm_ci() { (cd "$WORK" && timeout 60 npm ci --no-audit --no-fund --cache "$WORK/npm-cache" "$@" >"$WORK/npm-ci.log" 2>&1); }
-  # From the local npm cache first (no network), else from the registry.
-  if ! npm_ci --offline && ! npm_ci --prefer-offline --fetch-retries 1 --fetch-timeout 30000; then
+  npm_ci() { (cd "$WORK" && timeout 120 npm ci --no-audit --no-fund "$@" >>"$WORK/npm-ci.log" 2>&1); }
+  : >"$WORK/npm-ci.log"
+  # From a local npm cache first (this build's, then the user's; no network), else the registry.
+  if ! npm_ci --offline --cache "$WORK/npm-cache" && ! npm_ci --offline &&
+     ! npm_ci --prefer-offline --cache "$WORK/npm-cache" --fetch-retries 2 --fetch-timeout 30000; then
     tail -n 20 "$WORK/npm-ci.log" >&2 || true
     skip_or_fail "npm ci failed (is the npm registry reachable?); log: $WORK/npm-ci.log"
   fi
