@@ -414,10 +414,16 @@ TEST_F(Soak, MixedBurstLeavesServerHealthyIdleAndLean) {
   EXPECT_EQ(used, 0) << "KV blocks still in use after the burst";
   EXPECT_EQ(running, 0);
   EXPECT_EQ(waiting, 0);
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer freed memory sits in its quarantine (up to 256 MiB) and RSS says nothing
+  // about leaks; LeakSanitizer checks those when the server exits below.
+  std::printf("[soak] ASan build: RSS bounds not checked\n");
+#else
   EXPECT_LE(rss_after, rss_before + kRssMargin) << "RSS grew from " << rss_before << " to " << rss_after;
   if (rss_half > 0 && sent == kRequests)
     EXPECT_LE(rss_after, rss_half + kRssHalfMargin) << "RSS still growing in the second half: " << rss_half << " -> "
                                                     << rss_after;
+#endif
   EXPECT_EQ(greedy_after, greedy_before) << "greedy output changed after the burst";
 
   EXPECT_EQ(srv.stop(SIGTERM, 30), 0) << srv.log();

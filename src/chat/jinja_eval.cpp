@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <unordered_set>
+
 #include <cmath>
 #include <unordered_map>
 
@@ -33,6 +35,16 @@ class Interpreter {
   Interpreter(const ChatTemplateLimits& limits, const Value& context) : limits_(limits) {
     for (const auto& [k, v] : context.as_dict().items) globals_.vars[k] = v;
     root_.parent = &globals_;
+  }
+
+  // Namespaces are the only mutable containers, so the only way a template builds a reference
+  // cycle ({% set ns.me = ns %}, {% set ns.x = [ns] %}), which shared ownership alone would leak.
+  // Every namespace assigned to is emptied when the render ends, breaking any such cycle.
+  ~Interpreter() {
+    for (Value& ns : namespaces_) {
+      Dict drop;  // ~Dict releases nested containers iteratively
+      drop.items.swap(ns.as_dict().items);
+    }
   }
 
   std::string run(const Program& p) {
@@ -117,6 +129,7 @@ class Interpreter {
           if (!ns.is_dict() || !ns.as_dict().is_namespace)
             throw Error(fmt::format("cannot assign attribute '{}' on '{}', which is not a namespace()", s.attr, s.targets[0]));
           ns.as_dict().set(s.attr, std::move(v));
+          if (assigned_.insert(&ns.as_dict()).second) namespaces_.push_back(ns);
         } else {
           assign(s.targets, v, scope);
         }
@@ -491,6 +504,8 @@ class Interpreter {
   Scope globals_;
   Scope root_;
   std::vector<std::string*> out_stack_;
+  std::vector<Value> namespaces_;           // namespaces assigned to during this render
+  std::unordered_set<const Dict*> assigned_;
   int64_t iterations_ = 0;
   int depth_ = 0;
 };

@@ -165,7 +165,11 @@ void register_bench(CLI::App& app, int& status) {
                   "with that many requests in flight (-p prompt, -n generated tokens each)")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
-  sub->callback([args, &status] { status = bench(*args); });
+  CLI::App* serve = register_bench_serve(*sub, status);
+  // CLI11 runs the parent's callback after a nested subcommand's: plain `bench` only without `serve`.
+  sub->callback([args, serve, &status] {
+    if (!serve->parsed()) status = bench(*args);
+  });
 }
 
 }  // namespace contrail::cli

@@ -41,6 +41,8 @@ void register_info(CLI::App& app, int& status);
 void register_tokenize(CLI::App& app, int& status);
 void register_logits(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
+// `contrail bench serve` (the serving benchmark), nested under `bench`; returns the subcommand.
+CLI::App* register_bench_serve(CLI::App& bench, int& status);
 void register_pull(CLI::App& app, int& status);
 void register_convert(CLI::App& app, int& status);
 void register_chat(CLI::App& app, int& status);
