@@ -35,12 +35,13 @@ std::vector<ConcurrencyResult> concurrency_sweep(std::shared_ptr<const ModelFile
   std::vector<ConcurrencyResult> out;
   uint64_t next_id = 1;
   for (const int64_t c : levels) {
-    std::vector<double> walls;
+    std::vector<double> walls, decode_rates;
     for (int r = 0; r <= reps; ++r) {  // r == 0: warm-up
       std::mutex mu;
       std::condition_variable cv;
-      int64_t left = c;
+      int64_t left = c, waiting_first = c;
       const auto t0 = std::chrono::steady_clock::now();
+      auto t_all_first = t0;
       for (int64_t i = 0; i < c; ++i) {
         std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
         for (int64_t k = 0; k < prompt_len; ++k)
@@ -49,24 +50,35 @@ std::vector<ConcurrencyResult> concurrency_sweep(std::shared_ptr<const ModelFile
         o.max_tokens = n_gen;
         o.sampling.temperature = 0;
         o.ignore_eos = true;
-        const auto st = eng->submit(next_id++, std::move(prompt), o, [&](const engine::RequestUpdate& u) {
-          if (!u.done) return;
-          std::lock_guard lk(mu);
-          if (--left == 0) cv.notify_all();
-        });
+        const auto st = eng->submit(next_id++, std::move(prompt), o,
+                                    [&, first = true](const engine::RequestUpdate& u) mutable {
+                                      std::lock_guard lk(mu);
+                                      if (first && u.n_generated > 0) {
+                                        first = false;
+                                        if (--waiting_first == 0) t_all_first = std::chrono::steady_clock::now();
+                                      }
+                                      if (u.done && --left == 0) cv.notify_all();
+                                    });
         if (st != engine::SubmitStatus::Ok) throw Error("bench: the engine refused a request");
       }
       std::unique_lock lk(mu);
       cv.wait(lk, [&] { return left == 0; });
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) walls.push_back(dt);
+      const auto t_end = std::chrono::steady_clock::now();
+      const double dt = std::chrono::duration<double>(t_end - t0).count();
+      const double decode = std::chrono::duration<double>(t_end - t_all_first).count();
+      if (r > 0) {
+        walls.push_back(dt);
+        if (n_gen > 1 && decode > 0) decode_rates.push_back(static_cast<double>(c * (n_gen - 1)) / decode);
+      }
     }
+    std::sort(decode_rates.begin(), decode_rates.end());
     std::sort(walls.begin(), walls.end());
     ConcurrencyResult res;
     res.concurrency = c;
     res.wall_s = walls[walls.size() / 2];
     res.tokens_per_s = static_cast<double>(c * n_gen) / res.wall_s;
     res.per_request_tps = res.tokens_per_s / static_cast<double>(c);
+    res.decode_tokens_per_s = decode_rates.empty() ? 0 : decode_rates[decode_rates.size() / 2];
     out.push_back(res);
   }
   return out;

@@ -15,6 +15,9 @@ struct ConcurrencyResult {
   double tokens_per_s = 0;      // generated tokens of all requests / wall time (median of reps)
   double per_request_tps = 0;   // tokens_per_s / concurrency
   double wall_s = 0;            // median wall time of one round
+  // Decode phase only: tokens after each request's first / time from the last first token to the
+  // end (prompt processing excluded; median of reps).
+  double decode_tokens_per_s = 0;
 };
 
 // Each round submits `c` requests of n_prompt distinct tokens generating n_gen tokens each

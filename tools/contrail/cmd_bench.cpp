@@ -101,8 +101,9 @@ int bench(const BenchArgs& a) {
   std::string sweep_json = "[";
   for (const auto& r : sweep)
     sweep_json += fmt::format("{}{{\"concurrency\": {}, \"tokens_per_s\": {:.3f}, \"per_request_tokens_per_s\": {:.3f}, "
-                              "\"wall_s\": {:.4f}}}",
-                              sweep_json.size() > 1 ? ", " : "", r.concurrency, r.tokens_per_s, r.per_request_tps, r.wall_s);
+                              "\"decode_tokens_per_s\": {:.3f}, \"wall_s\": {:.4f}}}",
+                              sweep_json.size() > 1 ? ", " : "", r.concurrency, r.tokens_per_s, r.per_request_tps,
+                              r.decode_tokens_per_s, r.wall_s);
   sweep_json += "]";
 
   size_t model_bytes = 0;
@@ -138,10 +139,12 @@ int bench(const BenchArgs& a) {
                bw, bpt / 1e6, roofline, pct);
   if (!sweep.empty()) {
     fmt::print("\nbatch sweep (engine, {} prompt + {} generated tokens per request, greedy):\n", a.n_prompt, a.n_gen);
-    fmt::print("| concurrent | aggregate tokens/s | per request | x single |\n|---|---|---|---|\n");
+    fmt::print("| concurrent | aggregate tokens/s (incl. prompts) | per request | decode-phase tokens/s | x single (decode) |\n"
+               "|---|---|---|---|---|\n");
     for (const auto& r : sweep)
-      fmt::print("| {} | {:.1f} | {:.1f} | {:.2f} |\n", r.concurrency, r.tokens_per_s, r.per_request_tps,
-                 r.tokens_per_s / sweep.front().tokens_per_s);
+      fmt::print("| {} | {:.1f} | {:.1f} | {:.1f} | {:.2f} |\n", r.concurrency, r.tokens_per_s, r.per_request_tps,
+                 r.decode_tokens_per_s,
+                 sweep.front().decode_tokens_per_s > 0 ? r.decode_tokens_per_s / sweep.front().decode_tokens_per_s : 0.0);
   }
   return 0;
 }
