@@ -104,6 +104,62 @@ std::string latency_svg(const std::string& title, const std::vector<PlotSeries>&
   return s;
 }
 
+std::string lines_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
+                      const std::vector<double>& x, const std::vector<LineSeries>& series) {
+  const int left = 90, top = 76, plot_w = 640, plot_h = 320;
+  const int width = left + plot_w + 40, height = top + plot_h + 80;
+  const char* colors[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f"};
+  double vmax = 0;
+  for (const LineSeries& l : series)
+    for (double v : l.y) vmax = std::max(vmax, std::isfinite(v) ? v : 0.0);
+  const double step = nice_step(vmax > 0 ? vmax * 1.1 : 1);
+  const double ytop = std::max(step, std::ceil(vmax * 1.1 / step) * step);
+  const int y1 = top + plot_h;
+  auto ypos = [&](double v) { return y1 - (v / ytop) * plot_h; };
+  const size_t n = x.size();
+  auto xpos = [&](size_t i) { return left + (n > 1 ? plot_w * (0.05 + 0.9 * static_cast<double>(i) / (n - 1)) : plot_w / 2.0); };
+  std::string s = fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect x=\"0\" y=\"0\" width=\"{0}\" height=\"{1}\" fill=\"white\"/>\n"
+      "<text x=\"{2}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{3}</text>\n",
+      width, height, width / 2, esc(title));
+  for (size_t k = 0, lx = left + 10; k < series.size(); ++k) {  // legend, ~7 px per character
+    s += fmt::format("<rect x=\"{}\" y=\"42\" width=\"14\" height=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"48\">{}</text>\n",
+                     lx, colors[k % 4], lx + 20, esc(series[k].name));
+    lx += 40 + 7 * series[k].name.size();
+  }
+  for (double t = 0; t <= ytop + step * 1e-9; t += step)
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#ddd\"/>"
+                     "<text x=\"{3}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
+                     left, ypos(t), left + plot_w, left - 6, ypos(t) + 4, fmt::format("{:g}", t));
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>"
+                   "<line x1=\"{0}\" y1=\"{2}\" x2=\"{3}\" y2=\"{2}\" stroke=\"black\"/>\n",
+                   left, top, y1, left + plot_w);
+  for (size_t i = 0; i < n; ++i)
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", xpos(i), y1 + 18,
+                     fmt::format("{:g}", x[i]));
+  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + plot_w / 2, y1 + 42,
+                   esc(x_label));
+  s += fmt::format("<text transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n", left - 62,
+                   top + plot_h / 2, esc(y_label));
+  for (size_t k = 0; k < series.size(); ++k) {
+    const LineSeries& l = series[k];
+    std::string pts;
+    for (size_t i = 0; i < n && i < l.y.size(); ++i) pts += fmt::format("{:.1f},{:.1f} ", xpos(i), ypos(l.y[i]));
+    s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", pts, colors[k % 4]);
+    for (size_t i = 0; i < n && i < l.y.size(); ++i)
+      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"><title>{} at {:g}: {:.1f}</title></circle>"
+                       "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"{}\">{}</text>\n",
+                       xpos(i), ypos(l.y[i]), colors[k % 4], esc(l.name), x[i], l.y[i], xpos(i),
+                       ypos(l.y[i]) - 8 - 14.0 * static_cast<double>(k), colors[k % 4],
+                       l.y[i] >= 100 ? fmt::format("{:.0f}", l.y[i]) : fmt::format("{:.1f}", l.y[i]));
+  }
+  s += "</svg>\n";
+  return s;
+}
+
 void write_file_atomic(const std::string& path, const std::string& content) {
   const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(::getpid()));
   {

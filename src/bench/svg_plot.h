@@ -15,6 +15,15 @@ struct PlotSeries {
 
 std::string latency_svg(const std::string& title, const std::vector<PlotSeries>& series);
 
+// Throughput against concurrency (the batch sweep): x = the concurrency levels, evenly spaced and
+// labelled; one line per series with its points and values printed; y from 0 with 1/2/5 ticks.
+struct LineSeries {
+  std::string name;           // e.g. "aggregate tokens/s"
+  std::vector<double> y;      // one value per x level
+};
+std::string lines_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
+                      const std::vector<double>& x, const std::vector<LineSeries>& series);
+
 // Writes `content` to `path` atomically (a temporary file in the same directory, then rename).
 // Throws Error naming the path on failure.
 void write_file_atomic(const std::string& path, const std::string& content);

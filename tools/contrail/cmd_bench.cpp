@@ -7,6 +7,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include <filesystem>
+
+#include "bench/svg_plot.h"
 #include "bench_concurrency.h"
 #include "common.h"
 #include "contrail/core/cpu_features.h"
@@ -24,6 +27,7 @@ struct BenchArgs {
   bool json = false;
   bool no_membw = false;
   std::vector<int64_t> concurrency;  // batch sweep levels; empty = none
+  std::string plot;                  // SVG of the batch sweep
 };
 
 double median(std::vector<double> v) {
@@ -98,6 +102,19 @@ int bench(const BenchArgs& a) {
     auto model = std::make_shared<const ModelFile>(s->model_file());
     sweep = concurrency_sweep(model, a.concurrency, a.n_prompt, a.n_gen, std::min(a.reps, 3), static_cast<int>(s->pool().size()));
   }
+  if (!a.plot.empty()) {
+    if (sweep.empty()) throw InvalidArgument("--plot draws the batch sweep: give --concurrency too");
+    std::vector<double> xs;
+    bench::LineSeries agg{"aggregate tokens/s (incl. prompts)", {}}, dec{"decode-phase tokens/s", {}};
+    for (const auto& r : sweep) {
+      xs.push_back(static_cast<double>(r.concurrency));
+      agg.y.push_back(r.tokens_per_s);
+      dec.y.push_back(r.decode_tokens_per_s);
+    }
+    const std::string title = fmt::format("{}: throughput vs concurrency ({} + {} tokens per request)",
+                                          std::filesystem::path(path).filename().string(), a.n_prompt, a.n_gen);
+    bench::write_file_atomic(a.plot, bench::lines_svg(title, "concurrent requests", "tokens/s", xs, {agg, dec}));
+  }
   std::string sweep_json = "[";
   for (const auto& r : sweep)
     sweep_json += fmt::format("{}{{\"concurrency\": {}, \"tokens_per_s\": {:.3f}, \"per_request_tokens_per_s\": {:.3f}, "
@@ -168,6 +185,7 @@ void register_bench(CLI::App& app, int& status) {
                   "with that many requests in flight (-p prompt, -n generated tokens each)")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  sub->add_option("--plot", args->plot, "Write the batch sweep as an SVG chart (throughput vs concurrency)");
   CLI::App* serve = register_bench_serve(*sub, status);
   // CLI11 runs the parent's callback after a nested subcommand's: plain `bench` only without `serve`.
   sub->callback([args, serve, &status] {
