@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "golden.h"
 #include "test_util.h"
@@ -140,6 +141,39 @@ TEST(Cli, BadInputGivesClearErrors) {
   EXPECT_NE(out.find("temperature"), std::string::npos) << out;
   out.clear();
   EXPECT_NE(test::run_command(cli() + " run --no-such-flag 2>&1", &out), 0);
+}
+
+// `contrail bench --concurrency ... --plot`: the batch sweep through the engine, as JSON and SVG.
+TEST(Cli, BenchBatchSweepJsonAndPlot) {
+  const std::string model = test::data_path("models/stories260K/stories260K.gguf");
+  CONTRAIL_REQUIRE_DATA(model);
+  test::TempDir dir("cli_bench");
+  std::string out;
+  ASSERT_EQ(test::run_command(cli() + " bench -m " + quote(model) + " -p 8 -n 16 -r 1 --no-membw --json --concurrency 1,4 "
+                                  "--plot " + quote(dir.file("sweep.svg")) + " 2>&1",
+                              &out),
+            0)
+      << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_GT(j.at("pp_tokens_per_s").get<double>(), 0);
+  EXPECT_GT(j.at("tg_tokens_per_s").get<double>(), 0);
+  ASSERT_EQ(j.at("concurrency").size(), 2u);
+  for (const auto& r : j.at("concurrency")) {
+    EXPECT_GT(r.at("tokens_per_s").get<double>(), 0);
+    EXPECT_GT(r.at("decode_tokens_per_s").get<double>(), 0);
+    EXPECT_NEAR(r.at("per_request_tokens_per_s").get<double>() * r.at("concurrency").get<double>(),
+                r.at("tokens_per_s").get<double>(), 1e-2 * r.at("tokens_per_s").get<double>());
+    // tokens / wall time
+    EXPECT_NEAR(r.at("concurrency").get<double>() * 16 / r.at("wall_s").get<double>(), r.at("tokens_per_s").get<double>(),
+                1e-2 * r.at("tokens_per_s").get<double>());
+  }
+  const std::string svg = test::read_text(dir.file("sweep.svg"));
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find("concurrent requests"), std::string::npos);
+  out.clear();
+  EXPECT_EQ(test::run_command(cli() + " bench -m " + quote(model) + " -r 1 --no-membw --plot x.svg 2>&1", &out), 1);
+  EXPECT_NE(out.find("--concurrency"), std::string::npos) << out;
 }
 
 // `contrail chat` with stories260K and a template that concatenates the messages after BOS: the

@@ -118,7 +118,7 @@ int bench(const BenchArgs& a) {
   std::string sweep_json = "[";
   for (const auto& r : sweep)
     sweep_json += fmt::format("{}{{\"concurrency\": {}, \"tokens_per_s\": {:.3f}, \"per_request_tokens_per_s\": {:.3f}, "
-                              "\"decode_tokens_per_s\": {:.3f}, \"wall_s\": {:.4f}}}",
+                              "\"decode_tokens_per_s\": {:.3f}, \"wall_s\": {:.6f}}}",
                               sweep_json.size() > 1 ? ", " : "", r.concurrency, r.tokens_per_s, r.per_request_tps,
                               r.decode_tokens_per_s, r.wall_s);
   sweep_json += "]";
