@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+#include <memory>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -169,13 +172,25 @@ GgufWriter build_gguf(const ModelFile& m, const ConvertOptions& opts, ConvertSum
 
   // Families without RoPE (GPT-2) have no rotary layout to convert: rows stay as they are.
   const ops::RopeMode target_rope = traits.rope ? traits.rope_mode : c.rope.mode;
+  // Tensors are converted when the writer writes them (one at a time: a model larger than memory
+  // twice over still converts). The producers hold the source views (and so their memory).
+  auto done = std::make_shared<uint64_t>(0);
   for (size_t i = 0; i < order.size(); ++i) {
     const auto& [name, t] = order[i];
-    const std::vector<uint8_t> bytes = detail::convert_tensor(*name, *t, dtypes[i], c, target_rope);
-    w.add_tensor(*name, dtypes[i], t->shape(), bytes.data(), bytes.size());
-    sum.tensor_bytes += bytes.size();
-    if (opts.on_tensor) opts.on_tensor(ConvertProgress{*name, i, order.size(), sum.tensor_bytes, bytes_total});
+    const size_t nbytes = Tensor(dtypes[i], t->shape(), nullptr).nbytes();
+    w.add_tensor_lazy(*name, dtypes[i], t->shape(), nbytes,
+                      [name = *name, src = *t, dt = dtypes[i], c, target_rope, i, n = order.size(), bytes_total, done,
+                       nbytes, on_tensor = opts.on_tensor](uint8_t* dst) {
+                        const std::vector<uint8_t> bytes = detail::convert_tensor(name, src, dt, c, target_rope);
+                        if (bytes.size() != nbytes)
+                          throw Error(fmt::format("convert: tensor '{}' converted to {} bytes, expected {}", name,
+                                                  bytes.size(), nbytes));
+                        std::memcpy(dst, bytes.data(), nbytes);
+                        *done = i == 0 ? nbytes : *done + nbytes;
+                        if (on_tensor) on_tensor(ConvertProgress{name, i, n, *done, bytes_total});
+                      });
   }
+  sum.tensor_bytes = bytes_total;
   sum.n_tensors = order.size();
   if (summary) *summary = std::move(sum);
   return w;

@@ -232,8 +232,8 @@ void GgufWriter::set_i32_array(std::string key, const std::vector<int32_t>& v) {
   set(std::move(key), std::move(g));
 }
 
-void GgufWriter::add_tensor(std::string name, DType dtype, std::vector<int64_t> shape, const void* data,
-                            size_t nbytes) {
+void GgufWriter::check_new_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                                  size_t nbytes) const {
   if (name.empty() || name.size() > kMaxTensorNameLength)
     throw InvalidArgument(
         fmt::format("GgufWriter: tensor name '{}' length {} outside [1, {}]", name, name.size(), kMaxTensorNameLength));
@@ -247,8 +247,20 @@ void GgufWriter::add_tensor(std::string name, DType dtype, std::vector<int64_t> 
   if (probe.nbytes() != nbytes)
     throw InvalidArgument(fmt::format("GgufWriter: tensor '{}' {} {} needs {} bytes, got {}", name,
                                       dtype_name(dtype), probe.shape_str(), probe.nbytes(), nbytes));
+}
+
+void GgufWriter::add_tensor(std::string name, DType dtype, std::vector<int64_t> shape, const void* data,
+                            size_t nbytes) {
+  check_new_tensor(name, dtype, shape, nbytes);
   const auto* p = static_cast<const uint8_t*>(data);
-  tensors_.push_back({std::move(name), dtype, std::move(shape), std::vector<uint8_t>(p, p + nbytes)});
+  tensors_.push_back({std::move(name), dtype, std::move(shape), std::vector<uint8_t>(p, p + nbytes), nbytes, {}});
+}
+
+void GgufWriter::add_tensor_lazy(std::string name, DType dtype, std::vector<int64_t> shape, size_t nbytes,
+                                 TensorProducer produce) {
+  check_new_tensor(name, dtype, shape, nbytes);
+  if (!produce) throw InvalidArgument(fmt::format("GgufWriter: tensor '{}' has no producer", name));
+  tensors_.push_back({std::move(name), dtype, std::move(shape), {}, nbytes, std::move(produce)});
 }
 
 void GgufWriter::set_alignment(size_t a) {
@@ -257,7 +269,7 @@ void GgufWriter::set_alignment(size_t a) {
   set_u32(kAlignmentKey, static_cast<uint32_t>(a));
 }
 
-std::vector<uint8_t> GgufWriter::serialize() const {
+std::vector<uint8_t> GgufWriter::header() const {
   std::vector<uint8_t> out;
   Sink s(out);
   s.put(kMagic);
@@ -276,19 +288,30 @@ std::vector<uint8_t> GgufWriter::serialize() const {
     for (size_t d = t.shape.size(); d-- > 0;) s.put(static_cast<uint64_t>(t.shape[d]));  // innermost first
     s.put(static_cast<uint32_t>(t.dtype));
     s.put(rel);
-    rel += t.bytes.size();
+    rel += t.nbytes;
     rel += (alignment_ - rel % alignment_) % alignment_;
   }
   s.pad(alignment_);
+  return out;
+}
+
+std::vector<uint8_t> GgufWriter::serialize() const {
+  std::vector<uint8_t> out = header();
+  Sink s(out);
   for (const PendingTensor& t : tensors_) {
-    out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+    const size_t at = out.size();
+    if (t.produce) {
+      out.resize(at + t.nbytes);
+      t.produce(out.data() + at);
+    } else {
+      out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+    }
     s.pad(alignment_);
   }
   return out;
 }
 
 void GgufWriter::write(const std::string& path) const {
-  const std::vector<uint8_t> image = serialize();
 
   // Temp file beside the target so that rename() is atomic (same file system).
   std::random_device rd;
@@ -302,18 +325,49 @@ void GgufWriter::write(const std::string& path) const {
   const auto fail = [&](const char* step) {
     const int err = errno;
     if (fd >= 0) ::close(fd);
+    fd = -1;
     ::unlink(tmp.c_str());
     io_error(path, step, err);
   };
-  size_t done = 0;
-  while (done < image.size()) {
-    const ssize_t n = ::write(fd, image.data() + done, image.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;
-      fail("write");
+  auto put = [&](const uint8_t* p, size_t size) {
+    for (size_t done = 0; done < size;) {
+      const ssize_t n = ::write(fd, p + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n == 0) errno = EIO;
+        fail("write");
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
+  };
+  try {
+    const std::vector<uint8_t> head = header();
+    put(head.data(), head.size());
+    uint64_t offset = 0;  // inside the data section
+    std::vector<uint8_t> buf;
+    static const uint8_t zeros[64] = {};
+    for (const PendingTensor& t : tensors_) {
+      if (t.produce) {
+        buf.assign(t.nbytes, 0);
+        t.produce(buf.data());
+        put(buf.data(), buf.size());
+      } else {
+        put(t.bytes.data(), t.bytes.size());
+      }
+      offset += t.nbytes;
+      const size_t pad = (alignment_ - offset % alignment_) % alignment_;
+      for (size_t left = pad; left > 0;) {
+        const size_t n = std::min(left, sizeof zeros);
+        put(zeros, n);
+        left -= n;
+      }
+      offset += pad;
+    }
+  } catch (...) {  // a producer failed (or a write): no partial file
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    ::unlink(tmp.c_str());
+    throw;
   }
   if (::fsync(fd) != 0) fail("fsync");
   const int rc = ::close(fd);

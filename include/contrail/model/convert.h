@@ -126,6 +126,9 @@ VocabData load_hf_vocab_for_gguf(const std::string& dir, const std::string& arch
 // RoPE (GPT-2) keep their Q/K rows as they are. Throws InvalidArgument when the model has no
 // vocabulary or a tensor cannot be converted, naming the tensor; FormatError for unreadable
 // tokenizer files; rethrows whatever opts.on_tensor throws.
+// The tensors are converted lazily, when the writer serializes or writes them, one at a time (so
+// opts.on_tensor runs then, and its exceptions surface there); the writer keeps the source tensor
+// views (and their memory) alive.
 GgufWriter build_gguf(const ModelFile& m, const ConvertOptions& opts, ConvertSummary* summary = nullptr);
 
 // build_gguf, then an atomic write to out_path. Throws Error naming out_path when its directory

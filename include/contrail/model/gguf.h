@@ -8,6 +8,7 @@
 // offsets misaligned or extending beyond the end of the file. Never reads out of bounds.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,8 +112,15 @@ class GgufWriter {
   void set_i32_array(std::string key, const std::vector<int32_t>& v);
   // shape row-major (outermost first); `data` holds row_bytes * rows bytes, copied at add time.
   void add_tensor(std::string name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
+  // A tensor whose nbytes bytes `produce` writes into the buffer it is given, called once per
+  // serialize()/write() (in tensor order), so a large model is written one tensor at a time.
+  // Exceptions from `produce` propagate; write() then leaves no file.
+  using TensorProducer = std::function<void(uint8_t* dst)>;
+  void add_tensor_lazy(std::string name, DType dtype, std::vector<int64_t> shape, size_t nbytes,
+                       TensorProducer produce);
   void set_alignment(size_t a);
   std::vector<uint8_t> serialize() const;  // the full file image
+  // Streams the file: header and metadata, then each tensor (producers run here, one at a time).
   void write(const std::string& path) const;
 
  private:
@@ -120,8 +128,12 @@ class GgufWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;  // empty for a lazy tensor
+    size_t nbytes = 0;
+    TensorProducer produce;      // set for a lazy tensor
   };
+  void check_new_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape, size_t nbytes) const;
+  std::vector<uint8_t> header() const;  // everything before the tensor data, padded
   std::vector<GgufKV> kv_;
   std::vector<PendingTensor> tensors_;
   size_t alignment_ = 32;
