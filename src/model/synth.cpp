@@ -8,6 +8,7 @@
 #include "contrail/core/dtype.h"
 #include "contrail/core/half.h"
 #include "contrail/core/error.h"
+#include "contrail/core/thread_pool.h"
 #include "contrail/model/arch.h"
 #include "model/loader_detail.h"
 
@@ -111,9 +112,9 @@ ModelFile synth_model(const ModelConfig& config, VocabData vocab, uint64_t seed)
   m.config = c;
   m.vocab = std::move(vocab);
   uint64_t index = 0;
+  ThreadPool pool(0);
   detail::for_each_weight(c, tr, [&](const detail::ExpectedWeight& e) {
-    // Each tensor has its own stream, so tensors do not depend on each other's sizes.
-    Rng rng(seed * 0x100000001b3ull + (++index));
+    ++index;  // each tensor has its own streams, so tensors do not depend on each other's sizes
     int64_t n = 1;
     for (int64_t d : e.shape) n *= d;
     const bool is_norm = e.name.find("norm") != std::string::npos;
@@ -128,12 +129,22 @@ ModelFile synth_model(const ModelConfig& config, VocabData vocab, uint64_t seed)
     const float sd = qk ? 0.8f / std::sqrt(static_cast<float>(c.n_embd)) : 0.02f;
     Tensor t = Tensor::empty(DType::F16, e.shape);
     auto* p = static_cast<uint16_t*>(t.data());
-    for (int64_t i = 0; i < n; i += 2) {
-      float a, b;
-      rng.normal2(a, b);
-      p[i] = f32_to_f16(a * sd);
-      if (i + 1 < n) p[i + 1] = f32_to_f16(b * sd);
-    }
+    // Chunks of 1 Mi values, each with its own stream: the values depend on the seed, the tensor
+    // and the chunk only, not on the number of threads.
+    constexpr int64_t kChunk = int64_t{1} << 20;
+    const uint64_t tensor_seed = seed * 0x100000001b3ull + index;
+    pool.parallel_for((n + kChunk - 1) / kChunk, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t ch = begin; ch < end; ++ch) {
+        Rng rng(tensor_seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(ch));
+        const int64_t lo = ch * kChunk, hi = std::min(n, lo + kChunk);
+        for (int64_t i = lo; i < hi; i += 2) {
+          float a, b;
+          rng.normal2(a, b);
+          p[i] = f32_to_f16(a * sd);
+          if (i + 1 < hi) p[i + 1] = f32_to_f16(b * sd);
+        }
+      }
+    });
     m.tensors.emplace(e.name, std::move(t));
   });
   m.metadata.emplace_back("synth.seed", std::to_string(seed));
