@@ -112,6 +112,26 @@ TEST(Synth, CliWritesALoadableModelWithTheRealTokenizer) {
   EXPECT_NE(log.find("unknown preset 'nope'"), std::string::npos) << log;
 }
 
+TEST(Synth, TokenizerFromAHuggingFaceTokenizerJson) {
+  const std::string tj = test::data_path("tokenizers/gpt2/tokenizer.json");
+  CONTRAIL_REQUIRE_DATA(tj);
+  test::TempDir dir("synth_hf");
+  const std::string out = dir.file("gpt2.gguf");
+  std::string log;
+  ASSERT_EQ(test::run_command(quote(test::cli_path()) + " synth --preset gpt2-124m --n-embd 64 --n-layer 1 --n-head 4 "
+                                  "--n-ff 128 --vocab " + quote(tj) + " -t f16 -o " + quote(out) + " 2>&1",
+                              &log),
+            0)
+      << log;
+  const ModelFile m = load_model_file(out);
+  EXPECT_EQ(m.config.arch, "gpt2");
+  EXPECT_EQ(m.config.n_vocab, 50257);
+  EXPECT_EQ(m.vocab.kind, VocabKind::BytePair);
+  EXPECT_EQ(m.vocab.pre, "gpt-2");
+  auto s = Session::load(out);
+  EXPECT_EQ(s->tokenizer().encode("Hello world", false), (std::vector<int32_t>{15496, 995}));  // GPT-2's ids
+}
+
 TEST(Synth, EveryArchitectureLoadsAndRuns) {
   const std::string spm = test::data_path("golden/tokenizers/vocab/ggml-vocab-llama-spm.gguf");
   const std::string gpt2 = test::data_path("golden/tokenizers/vocab/ggml-vocab-gpt-2.gguf");

@@ -10,6 +10,7 @@
 #include "contrail/core/error.h"
 #include "contrail/model/gguf.h"
 #include "contrail/model/synth.h"
+#include "contrail/tokenizer/hf_tokenizer.h"
 
 namespace contrail::cli {
 namespace {
@@ -28,6 +29,13 @@ struct SynthArgs {
 
 VocabData load_vocab(const std::string& path, const std::string& arch) {
   if (std::filesystem::is_directory(path)) return load_hf_vocab_for_gguf(path, arch);
+  // A tokenizer.json (with its directory's tokenizer_config.json & co. when it is named so).
+  if (std::filesystem::path(path).extension() == ".json") {
+    const auto dir = std::filesystem::path(path).parent_path();
+    if (std::filesystem::path(path).filename() == "tokenizer.json" && !dir.empty())
+      return load_hf_tokenizer(dir.string());
+    return load_hf_tokenizer_json(path);
+  }
   const auto g = GgufFile::open(path);
   return read_gguf_vocab(*g);
 }
@@ -46,7 +54,9 @@ int synth(const SynthArgs& a) {
   auto set = [](int64_t v, int64_t& field) {
     if (v > 0) field = v;
   };
+  const bool mha = c.n_head_kv == c.n_head;  // the preset's attention has no KV sharing
   set(a.n_vocab, c.n_vocab), set(a.n_embd, c.n_embd), set(a.n_layer, c.n_layer), set(a.n_head, c.n_head);
+  if (mha && a.n_head > 0 && a.n_head_kv <= 0) c.n_head_kv = c.n_head;  // keep it MHA
   set(a.n_head_kv, c.n_head_kv), set(a.head_dim, c.head_dim), set(a.n_ff, c.n_ff), set(a.n_ctx, c.n_ctx_train);
   if (a.theta > 0) c.rope.freq_base = static_cast<float>(a.theta);
   if (c.n_head_kv == 0) c.n_head_kv = c.n_head;
@@ -97,7 +107,7 @@ void register_synth(CLI::App& app, int& status) {
   sub->add_option("--preset", a->preset, "Architecture and shapes of a published model");
   sub->add_option("--arch", a->arch, "Architecture without a preset (llama, qwen2, gemma, gemma2, phi3, gpt2)")
       ->capture_default_str();
-  sub->add_option("--vocab", a->vocab, "Tokenizer: a GGUF with tokenizer.* keys or a Hugging Face directory")
+  sub->add_option("--vocab", a->vocab, "Tokenizer: a GGUF with tokenizer.* keys, a Hugging Face directory or a tokenizer.json")
       ->required()
       ->check(CLI::ExistingPath);
   sub->add_option("-o,--output", a->output, "Output GGUF (written atomically)")->required();
