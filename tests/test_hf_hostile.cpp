@@ -17,6 +17,7 @@
 #include "contrail/tokenizer/tokenizer.h"
 #include "golden.h"
 #include "test_util.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/hf_detail.h"
 
 namespace contrail {
@@ -121,17 +122,7 @@ bool accepted(Fn&& load, const std::string& source, int iter) {
 // special added token, a TemplateProcessing post-processor.
 json byte_level_tokenizer_json() {
   json vocab = json::object();
-  // GPT-2's byte-to-unicode map: printable Latin-1 bytes stand for themselves, the others map to
-  // U+0100 upward.
-  int next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    const int cp = printable ? b : next++;
-    std::string s;
-    if (cp < 0x80) s += static_cast<char>(cp);
-    else s += static_cast<char>(0xC0 | (cp >> 6)), s += static_cast<char>(0x80 | (cp & 0x3F));
-    vocab[s] = b;
-  }
+  for (int b = 0; b < 256; ++b) vocab[std::string(detail::byte_level_char(static_cast<uint8_t>(b)))] = b;
   int id = 256;
   for (const char* t : {"he", "ll", "llo", "hello", "\xC4\xA0w", "\xC4\xA0wor", "ld", "\xC4\xA0world"}) vocab[t] = id++;
   json j = {

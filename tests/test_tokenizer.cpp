@@ -22,6 +22,7 @@
 #include "contrail/tokenizer/vocab.h"
 #include "golden.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "contrail/core/utf8.h"
 #include "test_util.h"
 
 namespace contrail {
@@ -253,24 +254,6 @@ TEST(Phi3Vocab, EndOfGenerationTokens) {
 }
 
 // ---- byte-level BPE (GPT-2, Llama 3, Qwen2) ------------------------------------------------
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 constexpr const char* kGpt2Vocab = "golden/tokenizers/vocab/ggml-vocab-gpt-2.gguf";
 constexpr const char* kLlamaBpeVocab = "golden/tokenizers/vocab/ggml-vocab-llama-bpe.gguf";

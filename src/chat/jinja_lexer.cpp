@@ -9,6 +9,7 @@
 
 #include "chat/jinja_ast.h"
 #include "contrail/core/error.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::jinja {
 namespace {
@@ -202,24 +203,6 @@ class Lexer {
     return pos;
   }
 
-  static void append_utf8(uint32_t cp, std::string& out) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-  }
-
   // Python "unicode-escape" decoding, as Jinja2 applies to string literals; an unknown escape
   // keeps its backslash.
   size_t lex_string(size_t start) {
@@ -263,7 +246,7 @@ class Lexer {
           }
           if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             fail(pos - 2, fmt::format("escape \\{} names no Unicode scalar value (U+{:X})", e, cp));
-          append_utf8(cp, out);
+          append_utf8(out, cp);
           pos += n;
           break;
         }
@@ -273,7 +256,7 @@ class Lexer {
             uint32_t cp = static_cast<uint32_t>(e - '0');
             for (int i = 0; i < 2 && pos < src_.size() && src_[pos] >= '0' && src_[pos] <= '7'; ++i)
               cp = cp * 8 + static_cast<uint32_t>(src_[pos++] - '0');
-            append_utf8(cp, out);
+            append_utf8(out, cp);
           } else {
             out += '\\';
             out += e;

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -14,6 +13,7 @@
 #include "contrail/core/error.h"
 #include "contrail/core/mapped_file.h"
 #include "contrail/tokenizer/hf_tokenizer.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/hf_detail.h"
 
 namespace contrail {
@@ -35,20 +35,6 @@ std::string special_token(int i) {
                                        "<|reserved_special_token_4|>", "<|eot_id|>"};
   if (i < 10) return kNamed[i];
   return fmt::format("<|reserved_special_token_{}|>", i - 5);
-}
-
-// GPT-2's byte -> code point map: printable bytes stay, the rest map to U+0100.. in byte order.
-std::array<std::string, 256> byte_spellings() {
-  std::array<std::string, 256> out;
-  int next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    const int cp = printable ? b : next++;
-    // Code points < 0x800 encode as 1 or 2 UTF-8 bytes.
-    out[b] = cp < 0x80 ? std::string(1, static_cast<char>(cp))
-                       : std::string{static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
-  }
-  return out;
 }
 
 int base64_value(char c) {
@@ -128,10 +114,9 @@ VocabData parse_tiktoken_model(std::string_view text, const std::string& src) {
   }
   if (raw.empty()) throw FormatError(fmt::format("{}: no tokens", src));
 
-  const std::array<std::string, 256> spell = byte_spellings();
-  const auto spelled = [&](const std::string& b) {
+  const auto spelled = [](const std::string& b) {
     std::string s;
-    for (const char c : b) s += spell[static_cast<uint8_t>(c)];
+    append_byte_level(s, b);
     return s;
   };
   VocabData v;

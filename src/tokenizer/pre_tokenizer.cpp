@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "contrail/core/error.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::detail {
 
@@ -46,24 +47,6 @@ Decoded decode_lenient(std::string_view s, size_t at) {
   return {cp, length};
 }
 
-void append_cp(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // In shortest-form text, a surrogate is ED followed by A0..BF (ED is never a continuation byte).
 bool surrogate_at(std::string_view s, size_t i) {
   return static_cast<uint8_t>(s[i]) == 0xED && i + 2 < s.size() && static_cast<uint8_t>(s[i + 1]) >= 0xA0;
@@ -93,7 +76,7 @@ PreparedText prepare_text(std::string_view raw, bool nfc) {
       p.text.append("\xEF\xBF\xBD");  // U+FFFD for this one byte, as llama.cpp does
       ++i;
     } else {
-      append_cp(p.text, d.cp);
+      append_utf8(p.text, d.cp);
       i += d.length;
     }
   }

@@ -9,9 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "common.h"
 #include "contrail/chat/chat_template.h"
@@ -29,14 +27,6 @@ struct ChatArgs {
   bool show_prompt = false;
   bool stats = false;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(fmt::format("cannot read chat template file '{}'", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Reads one message; false at end of input. A line ending in '\' continues on the next one.
 bool read_message(std::string& out, bool interactive) {
@@ -61,7 +51,8 @@ int chat(const ChatArgs& a) {
   auto session = Session::load(resolve_model(a.model), session_options(a.model));
   const Tokenizer& tok = session->tokenizer();
   const VocabData& v = tok.vocab();
-  std::string source = a.template_file.empty() ? v.chat_template : read_file(a.template_file);
+  std::string source =
+      a.template_file.empty() ? v.chat_template : read_text_file(a.template_file, "chat template file");
   if (source.empty())
     throw Error(fmt::format("{}: the model has no chat template (GGUF tokenizer.chat_template, or chat_template in "
                             "tokenizer_config.json); pass one with --chat-template FILE",

@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "common.h"
 #include "contrail/core/error.h"
@@ -22,14 +20,7 @@ struct RunArgs {
 };
 
 int run(const RunArgs& a) {
-  std::string prompt = a.prompt;
-  if (!a.prompt_file.empty()) {
-    std::ifstream f(a.prompt_file, std::ios::binary);
-    if (!f) throw Error(fmt::format("cannot read prompt file '{}'", a.prompt_file));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    prompt = ss.str();
-  }
+  const std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file, "prompt file");
   auto session = Session::load(resolve_model(a.model), session_options(a.model));
   const Tokenizer& tok = session->tokenizer();
   std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/true);

@@ -7,8 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "common.h"
@@ -50,14 +48,8 @@ int serve(ServeArgs& a) {
   auto model = std::make_shared<const ModelFile>(load_model_file(path, session_options(a.model).load));
   const Tokenizer tok(model->vocab);
   std::unique_ptr<ChatTemplate> tmpl;
-  std::string source = model->vocab.chat_template;
-  if (!a.template_file.empty()) {
-    std::ifstream f(a.template_file, std::ios::binary);
-    if (!f) throw Error(fmt::format("cannot read chat template file '{}'", a.template_file));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    source = ss.str();
-  }
+  const std::string source =
+      a.template_file.empty() ? model->vocab.chat_template : read_text_file(a.template_file, "chat template file");
   if (!source.empty()) {
     try {
       tmpl = std::make_unique<ChatTemplate>(source);

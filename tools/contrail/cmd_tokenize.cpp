@@ -1,8 +1,6 @@
 // `contrail tokenize`: print the token ids (and pieces) of a text.
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "common.h"
 #include "contrail/core/error.h"
@@ -36,14 +34,7 @@ std::string printable(const std::string& bytes) {
 }
 
 int tokenize(const TokenizeArgs& a) {
-  std::string text = a.text;
-  if (!a.file.empty()) {
-    std::ifstream f(a.file, std::ios::binary);
-    if (!f) throw Error(fmt::format("cannot read '{}'", a.file));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
+  const std::string text = a.file.empty() ? a.text : read_text_file(a.file, "text file");
   const ModelFile mf = load_model_file(resolve_model(a.model), session_options(a.model).load);
   const Tokenizer tok(mf.vocab);
   const std::vector<int32_t> ids = tok.encode(text, !a.no_bos, a.parse_special);

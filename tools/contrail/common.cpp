@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -89,6 +91,14 @@ std::vector<int32_t> parse_id_list(const std::string& s) {
     i = j + 1;
   }
   return ids;
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(fmt::format("cannot read {} '{}'", what, path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 std::string human_bytes(double b) {

@@ -28,6 +28,9 @@ void add_sampling_options(CLI::App& app, SamplingParams& s);
 // Parses "1,2,3" (spaces allowed) into ids; throws InvalidArgument naming the bad item.
 std::vector<int32_t> parse_id_list(const std::string& s);
 
+// The whole file; throws Error "cannot read WHAT 'PATH'" when it cannot be opened.
+std::string read_text_file(const std::string& path, const char* what);
+
 // "1.5 MiB" / "2.10 GiB".
 std::string human_bytes(double bytes);
 // Per-tensor progress of a GGUF write on stderr (bar, rate, ETA): redrawn in place on a terminal,
