@@ -196,7 +196,7 @@ EngineStats Engine::stats() const {
   return stats_;
 }
 
-std::shared_ptr<UpdateCallback> Engine::admit(Pending& p, std::vector<RequestUpdate>& updates) {
+void Engine::admit(Pending& p, std::vector<Outgoing>& updates) {
   auto r = std::make_unique<Request>();
   r->id = p.id;
   r->opts = p.opts;
@@ -211,19 +211,17 @@ std::shared_ptr<UpdateCallback> Engine::admit(Pending& p, std::vector<RequestUpd
   const AddStatus st = sched_.add(first->seq, std::move(p.prompt), r->n_prompt + p.opts.max_tokens);
   if (st != AddStatus::Ok) {  // cannot happen: submit() bounds the queue
     finish_request(*r, FinishReason::Error, "the request queue is full", updates);
-    return r->cb;
+    return;
   }
   by_seq_[first->seq] = first;
   {
     std::lock_guard lk(mu_);
     stats_.prompt_tokens += r->n_prompt;
   }
-  auto cb = r->cb;
   requests_[r->id] = std::move(r);
-  return cb;
 }
 
-void Engine::finish_request(Request& r, FinishReason why, const std::string& error, std::vector<RequestUpdate>& updates) {
+void Engine::finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& updates) {
   RequestUpdate u;
   u.id = r.id;
   u.n_prompt = r.n_prompt;
@@ -241,10 +239,10 @@ void Engine::finish_request(Request& r, FinishReason why, const std::string& err
     }
     if (c->dirty) u.choices.push_back(std::move(c->delta));
   }
-  updates.push_back(std::move(u));
+  updates.push_back({r.cb, std::move(u)});
 }
 
-bool Engine::step(std::vector<RequestUpdate>& updates) {
+bool Engine::step(std::vector<Outgoing>& updates) {
   const SchedulerOutput out = sched_.schedule();
   if (out.empty()) return false;
   try {
@@ -354,7 +352,7 @@ bool Engine::step(std::vector<RequestUpdate>& updates) {
         c->delta.index = c->index;
         c->dirty = false;
       }
-    updates.push_back(std::move(u));
+    updates.push_back({r->cb, std::move(u)});
   }
   std::lock_guard lk(mu_);
   stats_.generation_tokens += generated;
@@ -389,10 +387,7 @@ void Engine::loop() {
       std::swap(cancels, cancels_);
       stopping = stop_;
     }
-    std::vector<RequestUpdate> updates;
-    // Callbacks by request id, taken before requests finish and are erased.
-    std::unordered_map<uint64_t, std::shared_ptr<UpdateCallback>> cb_of;
-    for (auto& [id, r] : requests_) cb_of[id] = r->cb;
+    std::vector<Outgoing> updates;
     for (Pending& p : inbox) {
       if (stopping) {  // never admitted: report it cancelled
         RequestUpdate u;
@@ -405,12 +400,10 @@ void Engine::loop() {
           d.finish = FinishReason::Cancelled;
           u.choices.push_back(std::move(d));
         }
-        cb_of[p.id] = std::make_shared<UpdateCallback>(std::move(p.cb));
-        updates.push_back(std::move(u));
+        updates.push_back({std::make_shared<UpdateCallback>(std::move(p.cb)), std::move(u)});
         continue;
       }
-      const uint64_t id = p.id;
-      cb_of[id] = admit(p, updates);
+      admit(p, updates);
     }
     if (stopping)
       for (auto& [id, r] : requests_) cancels.push_back(id);
@@ -424,10 +417,9 @@ void Engine::loop() {
     publish_stats();
 
     std::vector<uint64_t> finished;
-    for (RequestUpdate& u : updates) {
-      const auto it = cb_of.find(u.id);
-      if (it != cb_of.end() && it->second && *it->second) (*it->second)(u);
-      if (u.done) finished.push_back(u.id);
+    for (const Outgoing& o : updates) {
+      if (o.cb && *o.cb) (*o.cb)(o.update);
+      if (o.update.done) finished.push_back(o.update.id);
     }
     const bool idle_wait = !worked && !stopping && !requests_.empty();
     {

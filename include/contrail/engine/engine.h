@@ -142,12 +142,18 @@ class Engine {
     UpdateCallback cb;
   };
 
+  // An update and the callback it goes to (requests may be gone by delivery time).
+  struct Outgoing {
+    std::shared_ptr<UpdateCallback> cb;
+    RequestUpdate update;
+  };
+
   void loop();
-  // Registers a new request with the scheduler; returns its callback.
-  std::shared_ptr<UpdateCallback> admit(Pending& p, std::vector<RequestUpdate>& updates);
-  void finish_request(Request& r, FinishReason why, const std::string& error, std::vector<RequestUpdate>& updates);
+  // Registers a new request with the scheduler.
+  void admit(Pending& p, std::vector<Outgoing>& out);
+  void finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& out);
   // Schedules, runs and samples one step; false when nothing could be scheduled.
-  bool step(std::vector<RequestUpdate>& updates);
+  bool step(std::vector<Outgoing>& out);
   void publish_stats();
 
   std::unique_ptr<ModelRunner> runner_;
