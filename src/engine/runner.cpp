@@ -29,13 +29,6 @@ void TransformerRunner::execute(const SchedulerOutput& out, const Scheduler& sch
     if (c.sample) rows_.push_back(static_cast<int32_t>(tokens_.size() - 1));
   }
   if (tokens_.empty()) throw InvalidArgument("runner: empty step");
-  if (rows_.empty()) {
-    // A step of prefill chunks only: no logits wanted, but forward_paged computes at least one row.
-    rows_.push_back(static_cast<int32_t>(tokens_.size() - 1));
-    transformer_.forward_paged({tokens_, pos_, seq_of_, seqs_, rows_}, cache_, pool_, logits);
-    logits.clear();
-    return;
-  }
   transformer_.forward_paged({tokens_, pos_, seq_of_, seqs_, rows_}, cache_, pool_, logits);
 }
 

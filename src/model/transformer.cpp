@@ -198,7 +198,6 @@ void Transformer::forward_paged(const PagedBatch& b, PagedKvCache& cache, Thread
   if (b.pos.size() != b.tokens.size() || b.seq_of.size() != b.tokens.size())
     throw InvalidArgument(fmt::format("forward_paged: {} tokens but {} positions and {} sequence indices",
                                       b.tokens.size(), b.pos.size(), b.seq_of.size()));
-  if (b.logit_rows.empty()) throw InvalidArgument("forward_paged: no logit rows requested");
   for (size_t r = 0; r < b.logit_rows.size(); ++r)
     if (b.logit_rows[r] < 0 || b.logit_rows[r] >= n)
       throw InvalidArgument(fmt::format("forward_paged: logit_rows[{}] = {} outside [0, {})", r, b.logit_rows[r], n));
@@ -331,8 +330,13 @@ void Transformer::run(std::span<const int32_t> tokens, KvTarget& kv, ThreadPool&
   }
 
   // Final norm and output projection, only over the rows whose logits are wanted: gathered into
-  // the front of xn (a contiguous run of the last rows needs no copy).
+  // the front of xn (a contiguous run of the last rows needs no copy). None wanted (a step of
+  // prompt chunks only): the K/V rows were the point.
   const int64_t n_out = static_cast<int64_t>(logit_rows.size());
+  if (n_out == 0) {
+    logits.clear();
+    return;
+  }
   bool tail_run = true;
   for (int64_t r = 0; r < n_out; ++r) tail_run &= logit_rows[static_cast<size_t>(r)] == n - n_out + r;
   Tensor xno = xn.slice_rows(0, n_out);  // (n_out, n_embd)

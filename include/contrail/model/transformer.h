@@ -49,9 +49,10 @@ class Transformer {
     std::span<const int32_t> pos;                  // (n_tokens)
     std::span<const int32_t> seq_of;               // (n_tokens)
     std::span<const ops::PagedSequence> seqs;      // block tables and n_kv
-    std::span<const int32_t> logit_rows;           // batch rows whose logits are wanted, any order
+    std::span<const int32_t> logit_rows;           // batch rows whose logits are wanted, any order (may be empty)
   };
-  // logits: (logit_rows.size(), n_vocab) f32, row r for batch row logit_rows[r]; resized.
+  // logits: (logit_rows.size(), n_vocab) f32, row r for batch row logit_rows[r]; resized (emptied
+  // when no rows are wanted: the output head is skipped).
   // Throws InvalidArgument for empty input, ids outside [0, n_vocab), mismatched spans, positions
   // beyond a sequence's blocks or (learned positions) n_ctx_train, or bad logit rows.
   void forward_paged(const PagedBatch& batch, PagedKvCache& cache, ThreadPool& pool, std::vector<float>& logits);
@@ -60,7 +61,7 @@ class Transformer {
   // Where a step's K/V rows go and how attention reads them (contiguous or paged cache).
   struct KvTarget;
   // The layer stack and the output head for n tokens at positions pos_[0, n): logits for the
-  // given batch rows (all rows when logit_rows is empty and all_rows).
+  // given batch rows, in that order (none: the output head is skipped).
   void run(std::span<const int32_t> tokens, KvTarget& kv, ThreadPool& pool, std::span<const int32_t> logit_rows,
            std::vector<float>& logits);
 
