@@ -239,11 +239,10 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
     o.sampling.seed = rng();
   }
   f.integer("n", o.n, 1, m.max_n);
-  if (const json* bo = f.get("best_of")) {
+  if (f.get("best_of")) {
     int best_of = 0;
     f.integer("best_of", best_of, 1, m.max_n);
     if (best_of != o.n) bad("best_of", fmt::format("'best_of' {} != n {} is not supported", best_of, o.n));
-    (void)bo;
   }
   if (const json* s = f.get("stop")) {
     if (s->is_string()) {

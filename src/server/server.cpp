@@ -404,10 +404,8 @@ void Server::shutdown() {
   // In-flight requests finish (or are cancelled at the deadline) while the listener still serves
   // their connections; new ones get 503.
   impl_->engine.drain(impl_->cfg.drain_timeout);
-  // Give the workers a moment to write the last events of drained requests.
-  for (int i = 0; i < 100 && impl_->engine.stats().active_requests > 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Every request has had its final update; stop() closes the listener and joins the workers,
+  // which write those last events first.
   impl_->http.stop();
 }
 
