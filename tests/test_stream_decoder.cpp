@@ -12,7 +12,7 @@
 #include "contrail/model/gguf.h"
 #include "contrail/model/model_file.h"
 #include "contrail/tokenizer/tokenizer.h"
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 #include "golden.h"
 #include "test_util.h"
 

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "contrail/core/error.h"
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 #include "tokenizer/byte_level.h"
 
 namespace contrail::detail {

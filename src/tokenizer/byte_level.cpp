@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::detail {
 

@@ -5,7 +5,7 @@
 #include <queue>
 
 #include "contrail/core/error.h"
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::detail {
 

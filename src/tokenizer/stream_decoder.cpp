@@ -1,5 +1,5 @@
 #include "contrail/tokenizer/tokenizer.h"
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail {
 

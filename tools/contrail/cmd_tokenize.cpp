@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "contrail/core/error.h"
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "contrail/tokenizer/utf8.h"
+#include "contrail/core/utf8.h"
 
 namespace contrail::utf8 {
 
