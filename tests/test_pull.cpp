@@ -17,8 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "contrail/hub/hash.h"
 #include "contrail/hub/hub.h"
+#include "hub/hash.h"
 #include "test_util.h"
 
 #if !defined(CPPHTTPLIB_OPENSSL_SUPPORT)
@@ -119,6 +119,37 @@ TEST(HubNames, GlobsFollowFnmatch) {
   EXPECT_TRUE(hub::glob_match("sub/", "sub/dir/notes.txt"));  // trailing '/' = the whole folder
   EXPECT_FALSE(hub::glob_match("sub/", "subway.txt"));
   EXPECT_TRUE(hub::glob_match("[x", "[x"));  // an unterminated set is literal
+}
+
+TEST(HubNames, GlobsAgreeWithPythonFnmatch) {
+  // (pattern, path, fnmatch.fnmatch(path, pattern)) from CPython 3.11, the rules huggingface_hub's
+  // allow_patterns / ignore_patterns follow (plus its '/' -> '/*' folder rule).
+  struct Case {
+    const char* pattern;
+    const char* path;
+    bool match;
+  };
+  const Case cases[] = {
+      {"*", ".hidden", true},                  // no FNM_PERIOD
+      {"*/*.bin", "a/.b.bin", true},           // no FNM_PATHNAME
+      {"**/*.md", "README.md", false},         // '**' is two '*', and the '/' must be there
+      {"?", "\xc3\xa9", true},                 // '?' is one character (U+00E9), not one byte
+      {"?", "\xc3", true},                     // (not valid UTF-8: glibc takes the byte as one character)
+      {"model-?.bin", "model-\xe2\x82\xac.bin", true},
+      {"[^R]*", "README.md", true},            // '^' is a set member in Python, not a negation
+      {"[^R]*", "^x", true},
+      {"[^R]*", "x", false},
+      {"[!R]*", "x", true},
+      {"a\\b", "a\\b", true},                   // a backslash is an ordinary character
+      {"a\\*", "a\\xyz", true},
+      {"a\\*", "a*", false},
+      {"[]]x", "]x", true},                    // a leading ']' is a member
+      {"[!]]x", "ax", true},
+      {"[!]]x", "]x", false},
+      {"*.safetensors", "model.safetensors", true},
+      {"*.SAFETENSORS", "model.safetensors", false},  // case-sensitive (POSIX normcase)
+  };
+  for (const Case& c : cases) EXPECT_EQ(hub::glob_match(c.pattern, c.path), c.match) << c.pattern << " vs " << c.path;
 }
 
 // ---- the fixture hub ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "contrail/hub/hash.h"
+#include "hub/hash.h"
 
 namespace contrail::hub::detail {
 namespace fs = std::filesystem;
@@ -19,15 +19,15 @@ namespace {
 // The hash a blob is named by: sha256 of the content (LFS) or git's blob sha1.
 class ContentHasher {
  public:
-  explicit ContentHasher(const RepoFile& f) : lfs_(f.is_lfs()), git_(static_cast<uint64_t>(f.size)) {}
-  void update(const void* p, size_t n) { lfs_ ? sha_.update(p, n) : git_.update(p, n); }
-  std::string hex() { return lfs_ ? sha_.hex_digest() : git_.hex_digest(); }
+  explicit ContentHasher(const RepoFile& f)
+      : lfs_(f.is_lfs()), digest_(lfs_ ? Digest(Sha256()) : Digest(GitBlobSha1(static_cast<uint64_t>(f.size)))) {}
+  void update(const void* p, size_t n) { digest_.update(p, n); }
+  std::string hex() { return digest_.hex_digest(); }
   const char* name() const { return lfs_ ? "sha256" : "git blob sha1"; }
 
  private:
   bool lfs_;
-  Sha256 sha_;
-  GitBlobSha1 git_;
+  Digest digest_;
 };
 
 [[noreturn]] void io_error(const std::string& what, const std::string& path) {

@@ -1,6 +1,8 @@
 // Repository identity and listing: defaults from the environment, repo-id and path validation,
 // glob filters, and the revision API call that resolves a commit and lists the files.
 #include <fmt/format.h>
+#include <fnmatch.h>
+#include <locale.h>
 
 #include <algorithm>
 #include <cctype>
@@ -55,49 +57,32 @@ void validate_repo_path(const std::string& repo_id, const std::string& path) {
                    fmt::format("repository '{}': the server listed an unsafe file path '{}'", repo_id, path));
 }
 
-// Matches pattern[pi..] against s[si..]; fnmatch rules without special treatment of '/'.
-bool glob_from(const std::string& p, size_t pi, const std::string& s, size_t si) {
-  while (pi < p.size()) {
-    const char c = p[pi];
-    if (c == '*') {
-      while (pi < p.size() && p[pi] == '*') ++pi;
-      if (pi == p.size()) return true;
-      for (size_t k = si; k <= s.size(); ++k)
-        if (glob_from(p, pi, s, k)) return true;
-      return false;
+// `pattern` in the syntax of fnmatch(3) without flags, for Python's fnmatch rules (which
+// huggingface_hub's allow/ignore patterns follow): a backslash is an ordinary character there
+// (doubled here, since fnmatch(3) escapes with it), and a '^' opening a set is a member, not a
+// negation ('!' negates in both).
+std::string python_to_posix_glob(const std::string& pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 4);
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '[' && i + 1 < pattern.size() && pattern[i + 1] == '^') {
+      out += "[\\^";
+      ++i;
+    } else {
+      out += c;
     }
-    if (si == s.size()) return false;
-    if (c == '?') {
-      ++pi, ++si;
-      continue;
-    }
-    if (c == '[') {
-      size_t j = pi + 1;
-      const bool negate = j < p.size() && p[j] == '!';
-      if (negate) ++j;
-      size_t k = j;
-      if (k < p.size() && p[k] == ']') ++k;  // a leading ']' is literal
-      while (k < p.size() && p[k] != ']') ++k;
-      if (k < p.size()) {  // a complete set [..]
-        bool in = false;
-        for (size_t q = j; q < k; ++q) {
-          if (q + 2 < k && p[q + 1] == '-') {
-            in = in || (s[si] >= p[q] && s[si] <= p[q + 2]);
-            q += 2;
-          } else {
-            in = in || s[si] == p[q];
-          }
-        }
-        if (in == negate) return false;
-        pi = k + 1, ++si;
-        continue;
-      }
-      // An unterminated '[' is a literal character, as in fnmatch.
-    }
-    if (c != s[si]) return false;
-    ++pi, ++si;
   }
-  return si == s.size();
+  return out;
+}
+
+// The C.UTF-8 character type locale, so that '?' and sets match whole UTF-8 characters as Python
+// does (not bytes); null if the C library has none (then the thread's locale is used).
+locale_t utf8_ctype() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  return loc;
 }
 
 }  // namespace
@@ -145,8 +130,14 @@ std::string repo_folder_name(const std::string& repo_id) {
 }
 
 bool glob_match(const std::string& pattern, const std::string& path) {
-  if (!pattern.empty() && pattern.back() == '/') return glob_from(pattern + "*", 0, path, 0);
-  return glob_from(pattern, 0, path, 0);
+  // huggingface_hub adds '*' to a pattern ending in '/': the whole folder.
+  const std::string p = python_to_posix_glob(!pattern.empty() && pattern.back() == '/' ? pattern + "*" : pattern);
+  // No FNM_PATHNAME ('*' crosses '/'), no FNM_PERIOD (leading dots are ordinary): Python's rules.
+  const locale_t loc = utf8_ctype();
+  const locale_t previous = loc ? uselocale(loc) : static_cast<locale_t>(0);
+  const int r = fnmatch(p.c_str(), path.c_str(), 0);
+  if (loc) uselocale(previous);
+  return r == 0;
 }
 
 std::vector<RepoFile> filter_files(const std::vector<RepoFile>& files, const std::vector<std::string>& include,

@@ -124,8 +124,10 @@ void validate_repo_id(const std::string& repo_id);
 // The repository's folder name in the cache: "models--owner--name".
 std::string repo_folder_name(const std::string& repo_id);
 
-// fnmatch-style glob as huggingface_hub's allow_patterns: '*' and '?' match any characters
-// including '/', "[abc]" / "[!abc]" sets; a pattern ending in '/' matches everything below it.
+// Python's fnmatch rules, as huggingface_hub's allow/ignore patterns (matched with fnmatch(3)):
+// '*' matches any characters including '/' and leading dots, '?' any one (UTF-8) character,
+// "[abc]" / "[a-c]" / "[!abc]" sets ("[^abc]" holds '^', as in Python); a backslash is an ordinary
+// character; an unterminated '[' is literal; a pattern ending in '/' matches everything below it.
 bool glob_match(const std::string& pattern, const std::string& path);
 // Files matching any include pattern (all if none) and no exclude pattern, order kept.
 std::vector<RepoFile> filter_files(const std::vector<RepoFile>& files, const std::vector<std::string>& include,
