@@ -22,6 +22,9 @@
 #include "contrail/core/thread_pool.h"
 #include "contrail/kernels/elementwise.h"
 #include "contrail/ops/activation.h"
+#include "contrail/ops/attention.h"
+#include "contrail/ops/bias.h"
+#include "contrail/ops/matmul.h"
 #include "contrail/ops/norm.h"
 #include "contrail/ops/rope.h"
 #include "contrail/ops/softmax.h"
@@ -798,7 +801,7 @@ TEST(ElementwiseOps, RejectBadLayerNormAndActivationArguments) {
   Tensor shifted(DType::F32, {2, 64}, x.data_as<float>() + 1);  // partially overlaps x
   expect_invalid([&] { ops::layernorm(x, w, b, 1e-5f, shifted, pool); }, {"layernorm", "overlaps x"});
   Tensor b_in_y(DType::F32, {64}, y.data_as<float>() + 64);  // b is y's second row
-  expect_invalid([&] { ops::layernorm(x, w, b_in_y, 1e-5f, y, pool); }, {"layernorm", "y overlaps b"});
+  expect_invalid([&] { ops::layernorm(x, w, b_in_y, 1e-5f, y, pool); }, {"layernorm", "y (2, 64) overlaps b"});
   Tensor on_cuda(DType::F32, {64}, b.data(), {}, Device::CUDA);
   expect_invalid([&] { ops::layernorm(x, w, on_cuda, 1e-5f, y, pool); }, {"layernorm", "b", "CUDA"});
 
@@ -815,6 +818,46 @@ TEST(ElementwiseOps, RejectBadLayerNormAndActivationArguments) {
   expect_invalid([&] { ops::scale_inplace(h, 2.0f, pool); }, {"scale_inplace", "x", "f16"});
   expect_invalid([&] { ops::scale_inplace(x, std::numeric_limits<float>::quiet_NaN(), pool); },
                  {"scale_inplace", "scale nan", "finite"});
+}
+
+// Every op validates through the one shared validator (src/ops/check.h): an operand on another
+// device, of the wrong dtype or rank is rejected with the same message, naming the op, the operand,
+// its shape and what was expected.
+TEST(OpsValidation, EveryOpNamesTheOperandShapeAndLimitAlike) {
+  ThreadPool pool(1);
+  std::vector<float> buf(4 * 64);
+  Tensor cuda(DType::F32, {4, 64}, buf.data(), {}, Device::CUDA);  // (4, 64), not on the CPU
+  Tensor cuda3(DType::F32, {4, 1, 64}, buf.data(), {}, Device::CUDA);
+  Tensor f16 = Tensor::empty(DType::F16, {4, 64});
+  Tensor x = Tensor::empty(DType::F32, {4, 64}), y = Tensor::empty(DType::F32, {4, 64});
+  Tensor w = Tensor::empty(DType::F32, {64}), x3 = Tensor::empty(DType::F32, {4, 1, 64});
+  const int32_t pos[4] = {0, 1, 2, 3};
+  ops::RopeParams rp;
+  rp.n_rot = 64;
+  ops::AttentionParams ap;
+  ap.scale = 0.125f;
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { ops::rmsnorm(cuda, w, 1e-5f, y, pool); }, "rmsnorm: x (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::layernorm(x, w, w, 1e-5f, cuda, pool); }, "layernorm: y (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::swiglu(x, cuda, y, pool); }, "swiglu: up (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::gelu_inplace(cuda, pool); }, "gelu_inplace: x (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::add_inplace(y, cuda, pool); }, "add_inplace: x (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::add_bias_rows(cuda, w, pool); }, "add_bias_rows: y (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::softmax_rows(cuda); }, "softmax_rows: x (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::rope(cuda3, pos, rp, pool); }, "rope: x (4, 1, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::matmul(x, cuda, y, pool); }, "matmul: input x (4, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::attention(x3, x3, x3, pos, ap, cuda3, pool); },
+       "attention: out (4, 1, 64) is a CUDA tensor, not on the CPU"},
+      {[&] { ops::rmsnorm(f16, w, 1e-5f, y, pool); }, "rmsnorm: x (4, 64) has dtype f16, expected f32"},
+      {[&] { ops::softcap_inplace(f16, 30.0f, pool); }, "softcap_inplace: x (4, 64) has dtype f16, expected f32"},
+      {[&] { ops::softmax_rows(f16); }, "softmax_rows: x (4, 64) has dtype f16, expected f32"},
+      {[&] { ops::matmul(x, f16, y, pool); }, "matmul: input x (4, 64) has dtype f16, expected f32"},
+      {[&] { ops::attention(x3, x3, x3, pos, ap, x, pool); },
+       "attention: out (4, 64) has 2 dims, expected 3 dims (n_tokens, n_head, head_dim)"},
+      {[&] { ops::rope(x, pos, rp, pool); }, "rope: x (4, 64) has 2 dims, expected 3 dims (n_tokens, n_heads, head_dim)"},
+      {[&] { ops::add_bias_rows(x3, w, pool); }, "add_bias_rows: y (4, 1, 64) has 3 dims, expected 2 dims (n, d)"},
+  };
+  for (const auto& [call, needle] : cases) expect_invalid(call, {needle});
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Elementwise activations and arithmetic (swiglu, geglu, gelu, softcap, scale, add): validation,
-// then the flat kernel of the active ISA over contiguous chunks of the thread pool.
+// Elementwise activations and arithmetic (swiglu, geglu, gelu, softcap, scale, add): validation
+// (ops/check.h), then the flat kernel of the active ISA over contiguous chunks of the thread pool.
 #include "contrail/ops/activation.h"
 
 #include <fmt/format.h>
@@ -9,38 +9,13 @@
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
 #include "contrail/kernels/elementwise.h"
+#include "ops/check.h"
 
 namespace contrail::ops {
 namespace {
+using namespace detail;
 
 constexpr int64_t kGrainElems = 16384;  // elements per thread chunk below which splitting does not pay
-
-void check_f32_cpu(const char* op, const char* name, const Tensor& t) {
-  if (t.device() != Device::CPU)
-    throw InvalidArgument(fmt::format("{}: {} is a {} tensor; only CPU tensors are supported", op, name,
-                                      t.device() == Device::CUDA ? "CUDA" : "non-CPU"));
-  if (t.dtype() != DType::F32)
-    throw InvalidArgument(fmt::format("{}: {} has dtype {}, expected f32", op, name, dtype_name(t.dtype())));
-  if (t.numel() > 0 && t.data() == nullptr)
-    throw InvalidArgument(fmt::format("{}: {} {} has no data", op, name, t.shape_str()));
-}
-
-void check_same_shape(const char* op, const char* name, const Tensor& t, const char* ref_name, const Tensor& ref) {
-  if (t.shape() != ref.shape())
-    throw InvalidArgument(fmt::format("{}: {} has shape {}, expected the shape of {} {}", op, name, t.shape_str(),
-                                      ref_name, ref.shape_str()));
-}
-
-// Elementwise ops read and write element i together, so an output may be its input itself, but
-// any other overlap would read already-written elements.
-void check_alias(const char* op, const char* out_name, const Tensor& out, const char* in_name, const Tensor& in) {
-  const auto* po = static_cast<const char*>(out.data());
-  const auto* pi = static_cast<const char*>(in.data());
-  const size_t n = out.nbytes();  // == in.nbytes(): same shape and dtype
-  if (po != pi && n > 0 && po < pi + n && pi < po + n)
-    throw InvalidArgument(fmt::format("{}: {} partially overlaps {} (it must be {} itself or disjoint from it)", op,
-                                      out_name, in_name, in_name));
-}
 
 using GatedKernel = void (*)(const float* gate, const float* up, float* out, int64_t n);
 using UnaryKernel = void (*)(const float* x, float* y, int64_t n);
@@ -52,8 +27,8 @@ void gated(const char* op, const Tensor& gate, const Tensor& up, Tensor& out, Ga
   check_f32_cpu(op, "out", out);
   check_same_shape(op, "up", up, "gate", gate);
   check_same_shape(op, "out", out, "gate", gate);
-  check_alias(op, "out", out, "gate", gate);
-  check_alias(op, "out", out, "up", up);
+  check_same_or_disjoint(op, "out", out, "gate", gate);
+  check_same_or_disjoint(op, "out", out, "up", up);
 
   const float* g = gate.data_as<float>();  // (numel)
   const float* u = up.data_as<float>();    // (numel)
@@ -102,7 +77,7 @@ void add_inplace(Tensor& y, const Tensor& x, ThreadPool& pool) {
   check_f32_cpu("add_inplace", "y", y);
   check_f32_cpu("add_inplace", "x", x);
   check_same_shape("add_inplace", "x", x, "y", y);
-  check_alias("add_inplace", "y", y, "x", x);
+  check_same_or_disjoint("add_inplace", "y", y, "x", x);
 
   const kernels::ElementwiseKernels& k = kernels::elementwise_kernels(active_isa());
   float* yp = y.data_as<float>();        // (numel)

@@ -1,4 +1,4 @@
-// ops::attention: validation, then the attend_row kernel of the active ISA for every
+// ops::attention: validation (ops/check.h), then the attend_row kernel of the active ISA for every
 // (token, query head) pair, the pairs split over the thread pool. Masking is done by choosing the
 // run of admitted KV rows: [max(0, pos - window + 1), pos] (or [0, pos] without a window), which
 // is what llama.cpp's -inf mask admits.
@@ -8,79 +8,64 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
+#include "contrail/core/half.h"
 #include "contrail/kernels/attention.h"
 #include "contrail/kernels/quantize.h"
-#include "contrail/core/half.h"
-#include <cstring>
+#include "ops/check.h"
 
 namespace contrail::ops {
 namespace {
+using namespace detail;
 
 constexpr int64_t kGrainWork = 32768;  // multiply-adds per thread chunk below which splitting does not pay
 
-void check_f32_cpu_3d(const char* name, const Tensor& t) {
-  if (t.device() != Device::CPU)
-    throw InvalidArgument(fmt::format("attention: {} is a {} tensor; only CPU tensors are supported", name,
-                                      t.device() == Device::CUDA ? "CUDA" : "non-CPU"));
-  if (t.dtype() != DType::F32)
-    throw InvalidArgument(fmt::format("attention: {} has dtype {}, expected f32", name, dtype_name(t.dtype())));
-  if (t.ndim() != 3)
-    throw InvalidArgument(fmt::format("attention: {} has shape {}, expected 3 dims", name, t.shape_str()));
-  if (t.numel() > 0 && t.data() == nullptr)
-    throw InvalidArgument(fmt::format("attention: {} {} has no data", name, t.shape_str()));
-}
+constexpr const char* kQkvDims = "(n_tokens, n_head, head_dim)";
+constexpr const char* kPoolDims = "(n_blocks * block_size, n_head_kv, head_dim)";
 
-// True when the byte ranges of a and b intersect.
-bool overlap(const Tensor& a, const Tensor& b) {
-  const auto* pa = static_cast<const char*>(a.data());
-  const auto* pb = static_cast<const char*>(b.data());
-  return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
-void check_params(const AttentionParams& p) {
+void check_params(const char* op, const AttentionParams& p) {
   if (!(p.scale > 0.0f) || !std::isfinite(p.scale))
-    throw InvalidArgument(fmt::format("attention: scale {} must be finite and > 0 (usually 1/sqrt(head_dim))",
-                                      p.scale));
-  if (p.window < 0) throw InvalidArgument(fmt::format("attention: window {} is negative", p.window));
+    throw InvalidArgument(
+        fmt::format("{}: scale {} must be finite and > 0 (usually 1/sqrt(head_dim))", op, p.scale));
+  if (p.window < 0) throw InvalidArgument(fmt::format("{}: window {} is negative", op, p.window));
   if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
-    throw InvalidArgument(fmt::format("attention: softcap {} must be finite and >= 0", p.softcap));
+    throw InvalidArgument(fmt::format("{}: softcap {} must be finite and >= 0", op, p.softcap));
 }
 
-// q/out shapes, head_dim and the GQA ratio against a K tensor (a cache or a pool).
-void check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+// q/out shapes, head_dim and the GQA ratio against a K tensor (a cache or a pool); out disjoint
+// from the inputs.
+void check_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
   const int64_t n_head = q.dim(1), head_dim = q.dim(2), n_head_kv = k.dim(1);
   if (k.dim(2) != head_dim)
-    throw InvalidArgument(fmt::format("attention: k has shape {} but q has shape {}: head_dim {} != {}",
-                                      k.shape_str(), q.shape_str(), k.dim(2), head_dim));
-  if (v.shape() != k.shape())
-    throw InvalidArgument(fmt::format("attention: v has shape {}, expected the shape of k {}", v.shape_str(),
-                                      k.shape_str()));
-  if (out.shape() != q.shape())
-    throw InvalidArgument(fmt::format("attention: out has shape {}, expected the shape of q {}", out.shape_str(),
-                                      q.shape_str()));
+    throw InvalidArgument(fmt::format("{}: k has shape {} but q has shape {}: head_dim {} != {}", op, k.shape_str(),
+                                      q.shape_str(), k.dim(2), head_dim));
+  check_same_shape(op, "v", v, "k", k);
+  check_same_shape(op, "out", out, "q", q);
   if (n_head_kv < 1 || n_head % n_head_kv != 0)
-    throw InvalidArgument(fmt::format("attention: n_head {} (q {}) is not a multiple of n_head_kv {} (k {})", n_head,
+    throw InvalidArgument(fmt::format("{}: n_head {} (q {}) is not a multiple of n_head_kv {} (k {})", op, n_head,
                                       q.shape_str(), n_head_kv, k.shape_str()));
-  if (overlap(out, q) || overlap(out, k) || overlap(out, v))
-    throw InvalidArgument("attention: out overlaps q, k or v");
+  check_disjoint(op, "out", out, "q", q);
+  check_disjoint(op, "out", out, "k", k);
+  check_disjoint(op, "out", out, "v", v);
 }
 
 }  // namespace
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* pos, const AttentionParams& p,
                Tensor& out, ThreadPool& pool) {
-  check_f32_cpu_3d("q", q);
-  check_f32_cpu_3d("k", k);
-  check_f32_cpu_3d("v", v);
-  check_f32_cpu_3d("out", out);
+  const char* opname = "attention";
+  check_f32_cpu(opname, "q", q, 3, kQkvDims);
+  check_f32_cpu(opname, "k", k, 3, "(n_kv, n_head_kv, head_dim)");
+  check_f32_cpu(opname, "v", v, 3, "(n_kv, n_head_kv, head_dim)");
+  check_f32_cpu(opname, "out", out, 3, kQkvDims);
   const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
   const int64_t n_kv = k.dim(0), n_head_kv = k.dim(1);
-  check_shapes(q, k, v, out);
-  check_params(p);
+  check_shapes(opname, q, k, v, out);
+  check_params(opname, p);
   if (out.numel() == 0) return;
   if (pos == nullptr) throw InvalidArgument(fmt::format("attention: pos is null for {} tokens", n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -136,8 +121,15 @@ void store_kv_row(const float* x, int64_t n, DType dtype, void* dst) {
 void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, int64_t block_size,
                      std::span<const PagedSequence> seqs, const int32_t* seq_of, const int32_t* pos,
                      const AttentionParams& p, Tensor& out, ThreadPool& pool) {
-  check_f32_cpu_3d("q", q);
-  check_f32_cpu_3d("out", out);
+  const char* opname = "paged_attention";
+  check_f32_cpu(opname, "q", q, 3, kQkvDims);
+  check_f32_cpu(opname, "out", out, 3, kQkvDims);
+  check_cpu(opname, "k_pool", k_pool);
+  check_cpu(opname, "v_pool", v_pool);
+  check_rank(opname, "k_pool", k_pool, 3, kPoolDims);
+  check_rank(opname, "v_pool", v_pool, 3, kPoolDims);
+  check_data(opname, "k_pool", k_pool);
+  check_data(opname, "v_pool", v_pool);
   const DType kv_dtype = k_pool.dtype();
   if (kv_dtype != DType::F32 && kv_dtype != DType::F16 && kv_dtype != DType::Q8_0)
     throw InvalidArgument(fmt::format("paged_attention: k_pool has dtype {}; expected f32, f16 or q8_0",
@@ -145,16 +137,11 @@ void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool
   if (v_pool.dtype() != kv_dtype)
     throw InvalidArgument(fmt::format("paged_attention: v_pool has dtype {} but k_pool {}", dtype_name(v_pool.dtype()),
                                       dtype_name(kv_dtype)));
-  for (const Tensor* t : {&k_pool, &v_pool}) {
-    if (t->device() != Device::CPU || t->ndim() != 3 || (t->numel() > 0 && t->data() == nullptr))
-      throw InvalidArgument(fmt::format("paged_attention: the KV pools must be 3-dim CPU tensors with data, got {}",
-                                        t->shape_str()));
-  }
   if (kv_dtype == DType::Q8_0 && q.dim(2) % kQ8_0Block != 0)
     throw InvalidArgument(fmt::format("paged_attention: a q8_0 KV pool needs head_dim % {} == 0, head_dim is {}",
                                       kQ8_0Block, q.dim(2)));
-  check_shapes(q, k_pool, v_pool, out);
-  check_params(p);
+  check_shapes(opname, q, k_pool, v_pool, out);
+  check_params(opname, p);
   const int64_t n_tokens = q.dim(0), n_head = q.dim(1), head_dim = q.dim(2);
   const int64_t n_head_kv = k_pool.dim(1), pool_rows = k_pool.dim(0);
   if (block_size < 1 || pool_rows % block_size != 0)

@@ -1,5 +1,6 @@
-// ops::matmul / ops::get_rows: validation, kernel choice per weight dtype and active_isa(), and the
-// split of output rows across the thread pool. The arithmetic lives in contrail/kernels/matmul.h.
+// ops::matmul / ops::get_rows: validation (ops/check.h), kernel choice per weight dtype and
+// active_isa(), and the split of output rows across the thread pool. The arithmetic lives in
+// contrail/kernels/matmul.h.
 #include "contrail/ops/matmul.h"
 
 #include <fmt/format.h>
@@ -12,9 +13,11 @@
 #include "contrail/core/error.h"
 #include "contrail/kernels/matmul.h"
 #include "contrail/kernels/quantize.h"
+#include "ops/check.h"
 
 namespace contrail::ops {
 namespace {
+using namespace detail;
 
 // Chunks of work are whole multiples of this many output rows (a multiple of every kernel's row
 // tile and packed panel width).
@@ -23,34 +26,6 @@ constexpr int64_t kRowGrain = 64;
 constexpr int64_t kMinMacsPerChunk = int64_t{1} << 16;
 // Chunks per thread: a few, so that the others take over the share of a thread that starts late.
 constexpr int64_t kChunksPerThread = 4;
-
-void require_cpu(const Tensor& t, const char* op, const char* name) {
-  if (t.device() != Device::CPU)
-    throw InvalidArgument(fmt::format("{}: {} {} is not on the CPU; only CPU tensors are supported", op, name,
-                                      t.shape_str()));
-}
-
-void require_2d(const Tensor& t, const char* op, const char* name, const char* expected) {
-  if (t.ndim() != 2)
-    throw InvalidArgument(
-        fmt::format("{}: {} must be 2-d {}, got {}-d {}", op, name, expected, t.ndim(), t.shape_str()));
-}
-
-void require_f32(const Tensor& t, const char* op, const char* name) {
-  if (t.dtype() != DType::F32)
-    throw InvalidArgument(fmt::format("{}: {} must be f32, got {}", op, name, dtype_name(t.dtype())));
-}
-
-void require_data(const Tensor& t, const char* op, const char* name) {
-  if (t.nbytes() > 0 && t.data() == nullptr)
-    throw InvalidArgument(fmt::format("{}: {} {} has no data", op, name, t.shape_str()));
-}
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  const auto* a0 = static_cast<const char*>(a.data());
-  const auto* b0 = static_cast<const char*>(b.data());
-  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
-}
 
 // This thread's kernel scratch, at least `floats` long. Kept across calls (pool threads persist), so
 // calls do not pay for allocating and faulting in fresh pages.
@@ -76,16 +51,13 @@ kernels::MatmulFn kernel_for(const kernels::MatmulKernels& ks, DType t) {
 
 void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
   const char* op = "matmul";
-  require_cpu(w, op, "weight w");
-  require_cpu(x, op, "input x");
-  require_cpu(y, op, "output y");
-  require_2d(w, op, "weight w", "(n_out, n_in)");
-  require_2d(x, op, "input x", "(n_tokens, n_in)");
-  require_2d(y, op, "output y", "(n_tokens, n_out)");
+  check_cpu(op, "weight w", w);
+  check_rank(op, "weight w", w, 2, "(n_out, n_in)");
+  check_data(op, "weight w", w);
+  check_f32_cpu(op, "input x", x, 2, "(n_tokens, n_in)");
+  check_f32_cpu(op, "output y", y, 2, "(n_tokens, n_out)");
   const kernels::MatmulKernels& ks = kernels::matmul_kernels(active_isa());
   const kernels::MatmulFn kernel = kernel_for(ks, w.dtype());
-  require_f32(x, op, "input x");
-  require_f32(y, op, "output y");
   const int64_t n_out = w.dim(0), n_in = w.dim(1), n_tokens = x.dim(0);
   if (x.dim(1) != n_in)
     throw InvalidArgument(fmt::format("matmul: input x {} has {} columns but weight w {} has n_in = {}", x.shape_str(),
@@ -93,13 +65,8 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
   if (y.dim(0) != n_tokens || y.dim(1) != n_out)
     throw InvalidArgument(fmt::format("matmul: output y is {} but x {} times w {}^T is ({}, {})", y.shape_str(),
                                       x.shape_str(), w.shape_str(), n_tokens, n_out));
-  require_data(w, op, "weight w");
-  require_data(x, op, "input x");
-  require_data(y, op, "output y");
-  if (overlaps(y, x))
-    throw InvalidArgument(fmt::format("matmul: output y {} aliases input x {}", y.shape_str(), x.shape_str()));
-  if (overlaps(y, w))
-    throw InvalidArgument(fmt::format("matmul: output y {} aliases weight w {}", y.shape_str(), w.shape_str()));
+  check_disjoint(op, "output y", y, "input x", x);
+  check_disjoint(op, "output y", y, "weight w", w);
   if (n_out == 0 || n_tokens == 0) return;
   if (n_in == 0) {  // empty sums
     std::memset(y.data(), 0, y.nbytes());
@@ -148,11 +115,10 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& y, ThreadPool& pool) {
 
 void get_rows(const Tensor& table, const int32_t* ids, int64_t n_ids, Tensor& out) {
   const char* op = "get_rows";
-  require_cpu(table, op, "table");
-  require_cpu(out, op, "output");
-  require_2d(table, op, "table", "(n_rows, n_cols)");
-  require_2d(out, op, "output", "(n_ids, n_cols)");
-  require_f32(out, op, "output");
+  check_cpu(op, "table", table);
+  check_rank(op, "table", table, 2, "(n_rows, n_cols)");
+  check_data(op, "table", table);
+  check_f32_cpu(op, "output", out, 2, "(n_ids, n_cols)");
   if (!kernels::can_dequantize(table.dtype()))
     throw InvalidArgument(fmt::format("get_rows: table dtype {} is not supported (expected f32, f16, bf16 or q8_0)",
                                       dtype_name(table.dtype())));
@@ -162,10 +128,7 @@ void get_rows(const Tensor& table, const int32_t* ids, int64_t n_ids, Tensor& ou
     throw InvalidArgument(fmt::format("get_rows: output is {} but {} ids of table {} give ({}, {})", out.shape_str(),
                                       n_ids, table.shape_str(), n_ids, n_cols));
   if (n_ids > 0 && ids == nullptr) throw InvalidArgument(fmt::format("get_rows: ids is null but n_ids = {}", n_ids));
-  require_data(table, op, "table");
-  require_data(out, op, "output");
-  if (overlaps(out, table))
-    throw InvalidArgument(fmt::format("get_rows: output {} aliases table {}", out.shape_str(), table.shape_str()));
+  check_disjoint(op, "output", out, "table", table);
   // Every id is checked before anything is written.
   for (int64_t i = 0; i < n_ids; ++i)
     if (ids[i] < 0 || ids[i] >= n_rows)

@@ -1,6 +1,6 @@
-// ops::rope: validation, then per token one (cos, sin) table (with the optional per-pair frequency
-// factors) shared by all heads and the rotation kernel of the active ISA, tokens split over the
-// thread pool.
+// ops::rope: validation (ops/check.h), then per token one (cos, sin) table (with the optional
+// per-pair frequency factors) shared by all heads and the rotation kernel of the active ISA, tokens
+// split over the thread pool.
 #include "contrail/ops/rope.h"
 
 #include <fmt/format.h>
@@ -12,6 +12,7 @@
 #include "contrail/core/cpu_features.h"
 #include "contrail/core/error.h"
 #include "contrail/kernels/elementwise.h"
+#include "ops/check.h"
 
 namespace contrail::ops {
 namespace {
@@ -21,14 +22,7 @@ constexpr int64_t kGrainElems = 8192;  // elements per thread chunk below which 
 }  // namespace
 
 void rope(Tensor& x, const int32_t* pos, const RopeParams& p, ThreadPool& pool) {
-  if (x.device() != Device::CPU)
-    throw InvalidArgument(fmt::format("rope: x is a {} tensor; only CPU tensors are supported",
-                                      x.device() == Device::CUDA ? "CUDA" : "non-CPU"));
-  if (x.dtype() != DType::F32)
-    throw InvalidArgument(fmt::format("rope: x has dtype {}, expected f32", dtype_name(x.dtype())));
-  if (x.ndim() != 3)
-    throw InvalidArgument(fmt::format("rope: x has shape {}, expected 3 dims (n_tokens, n_heads, head_dim)",
-                                      x.shape_str()));
+  detail::check_f32_cpu("rope", "x", x, 3, "(n_tokens, n_heads, head_dim)");
   const int64_t n_tokens = x.dim(0), n_heads = x.dim(1), head_dim = x.dim(2);
   if (p.n_rot < 2 || p.n_rot > head_dim || p.n_rot % 2 != 0)
     throw InvalidArgument(fmt::format("rope: n_rot {} must be even and in [2, head_dim {}]", p.n_rot, head_dim));
@@ -42,7 +36,6 @@ void rope(Tensor& x, const int32_t* pos, const RopeParams& p, ThreadPool& pool) 
         throw InvalidArgument(
             fmt::format("rope: freq_factors[{}] = {} must be finite and > 0", i, p.freq_factors[i]));
   if (x.numel() == 0) return;
-  if (x.data() == nullptr) throw InvalidArgument(fmt::format("rope: x {} has no data", x.shape_str()));
   if (pos == nullptr) throw InvalidArgument(fmt::format("rope: pos is null for {} tokens", n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t)
     if (pos[t] < 0) throw InvalidArgument(fmt::format("rope: pos[{}] = {} is negative", t, pos[t]));
