@@ -22,6 +22,7 @@
 #include "contrail/kernels/attention.h"
 #include "contrail/kernels/quantize.h"
 #include "contrail/ops/attention.h"
+#include "kernels/isa_kernels.h"
 #include "test_util.h"
 
 namespace contrail {

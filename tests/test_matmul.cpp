@@ -23,6 +23,7 @@
 #include "contrail/kernels/matmul.h"
 #include "contrail/kernels/quantize.h"
 #include "contrail/ops/matmul.h"
+#include "kernels/isa_kernels.h"
 #include "test_util.h"
 
 namespace contrail {
@@ -56,15 +57,13 @@ std::vector<Variant> variants() {
   std::vector<Variant> v{{"scalar", kernels::matmul_f32_scalar, kernels::matmul_f16_scalar,
                           kernels::matmul_bf16_scalar, kernels::matmul_q8_0_scalar,
                           kernels::quantize_act_q8_0_scalar}};
-  if (isa_supported(Isa::Avx2))
-    v.push_back({"avx2", kernels::matmul_f32_avx2, kernels::matmul_f16_avx2, kernels::matmul_bf16_avx2,
-                 kernels::matmul_q8_0_avx2, kernels::quantize_act_q8_0_avx2});
+  const auto add = [&](const char* name, const kernels::MatmulKernels& k, MatmulFn q8_0) {
+    v.push_back({name, k.f32, k.f16, k.bf16, q8_0, k.quantize_act_q8_0});
+  };
+  if (isa_supported(Isa::Avx2)) add("avx2", kernels::kMatmulAvx2, kernels::kMatmulAvx2.q8_0);
   if (isa_supported(Isa::Avx512)) {
-    v.push_back({"avx512", kernels::matmul_f32_avx512, kernels::matmul_f16_avx512, kernels::matmul_bf16_avx512,
-                 kernels::matmul_q8_0_avx512, kernels::quantize_act_q8_0_avx512});
-    if (cpu_features().avx512vnni)
-      v.push_back({"avx512vnni", kernels::matmul_f32_avx512, kernels::matmul_f16_avx512,
-                   kernels::matmul_bf16_avx512, kernels::matmul_q8_0_avx512vnni, kernels::quantize_act_q8_0_avx512});
+    add("avx512", kernels::kMatmulAvx512, kernels::kMatmulAvx512.q8_0);
+    if (cpu_features().avx512vnni) add("avx512vnni", kernels::kMatmulAvx512, kernels::matmul_q8_0_avx512vnni);
   }
   return v;
 }
@@ -410,10 +409,11 @@ TEST(MatmulKernels, TableSelection) {
     const kernels::MatmulKernels& k = kernels::matmul_kernels(isa);
     switch (isa) {
       case Isa::Scalar: EXPECT_EQ(k.f16, kernels::matmul_f16_scalar); break;
-      case Isa::Avx2: EXPECT_EQ(k.q8_0, kernels::matmul_q8_0_avx2); break;
+      case Isa::Avx2: EXPECT_EQ(k.q8_0, kernels::kMatmulAvx2.q8_0); break;
       case Isa::Avx512:
-        EXPECT_EQ(k.f32, kernels::matmul_f32_avx512);
-        EXPECT_EQ(k.q8_0, cpu_features().avx512vnni ? kernels::matmul_q8_0_avx512vnni : kernels::matmul_q8_0_avx512);
+        EXPECT_EQ(k.f32, kernels::kMatmulAvx512.f32);
+        EXPECT_EQ(k.q8_0,
+                  cpu_features().avx512vnni ? kernels::matmul_q8_0_avx512vnni : kernels::kMatmulAvx512.q8_0);
         break;
     }
   }

@@ -1,12 +1,9 @@
 // Scalar reference attention kernel (the oracle for the SIMD variants) and the per-ISA dispatch.
 // Formulas: contrail/kernels/attention.h.
-#include <fmt/format.h>
-
 #include <cmath>
 
-#include "contrail/core/error.h"
 #include "contrail/kernels/attention.h"
-#include "contrail/kernels/elementwise.h"
+#include "kernels/isa_kernels.h"
 
 namespace contrail::kernels {
 
@@ -40,28 +37,23 @@ void attend_row_scalar(const float* q, const float* k, const float* v, int64_t k
   attend_runs_scalar(q, k, v, kv_stride, head_dim, &run, 1, scale, softcap, scores, out);
 }
 
-AttendRowFn attend_row_kernel(Isa isa) {
-  if (!isa_supported(isa))
-    throw InvalidArgument(fmt::format("attention kernels: ISA {} is not supported by this CPU (best: {})",
-                                      isa_name(isa), isa_name(best_isa())));
+namespace {
+
+constexpr AttentionKernels kScalar{attend_row_scalar, attend_runs_scalar};
+
+const AttentionKernels& attention_kernels(Isa isa) {
+  require_isa("attention kernels", isa);
   switch (isa) {
-    case Isa::Avx512: return attend_row_avx512;
-    case Isa::Avx2: return attend_row_avx2;
+    case Isa::Avx512: return kAttentionAvx512;
+    case Isa::Avx2: return kAttentionAvx2;
     case Isa::Scalar: break;
   }
-  return attend_row_scalar;
+  return kScalar;
 }
 
-AttendRunsFn attend_runs_kernel(Isa isa) {
-  if (!isa_supported(isa))
-    throw InvalidArgument(fmt::format("attention kernels: ISA {} is not supported by this CPU (best: {})",
-                                      isa_name(isa), isa_name(best_isa())));
-  switch (isa) {
-    case Isa::Avx512: return attend_runs_avx512;
-    case Isa::Avx2: return attend_runs_avx2;
-    case Isa::Scalar: break;
-  }
-  return attend_runs_scalar;
-}
+}  // namespace
+
+AttendRowFn attend_row_kernel(Isa isa) { return attention_kernels(isa).row; }
+AttendRunsFn attend_runs_kernel(Isa isa) { return attention_kernels(isa).runs; }
 
 }  // namespace contrail::kernels

@@ -1,13 +1,11 @@
 // Scalar reference elementwise kernels (the oracles the SIMD variants are tested against) and the
 // per-ISA kernel tables. Each kernel follows the corresponding ggml CPU code so that results agree
 // with llama.cpp; see contrail/kernels/elementwise.h for the exact formulas.
-#include <fmt/format.h>
-
 #include <cmath>
 #include <limits>
 
-#include "contrail/core/error.h"
 #include "contrail/kernels/elementwise.h"
+#include "kernels/isa_kernels.h"
 
 namespace contrail::kernels {
 
@@ -126,29 +124,21 @@ void rope_rows_scalar(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
   }
 }
 
-// ---- dispatch tables -----------------------------------------------------------------------------
+// ---- dispatch ------------------------------------------------------------------------------------
 
 namespace {
 
 constexpr ElementwiseKernels kScalar{rmsnorm_row_scalar,   softmax_row_scalar, exp_scalar,   swiglu_scalar,
                                      add_inplace_scalar,   rope_rows_scalar,   layernorm_row_scalar,
                                      gelu_scalar,          geglu_scalar,       softcap_scalar, scale_scalar};
-constexpr ElementwiseKernels kAvx2{rmsnorm_row_avx2, softmax_row_avx2, exp_avx2,   swiglu_avx2,
-                                   add_inplace_avx2, rope_rows_avx2,   layernorm_row_avx2,
-                                   gelu_avx2,        geglu_avx2,       softcap_avx2, scale_avx2};
-constexpr ElementwiseKernels kAvx512{rmsnorm_row_avx512, softmax_row_avx512, exp_avx512,   swiglu_avx512,
-                                     add_inplace_avx512, rope_rows_avx512,   layernorm_row_avx512,
-                                     gelu_avx512,        geglu_avx512,       softcap_avx512, scale_avx512};
 
 }  // namespace
 
 const ElementwiseKernels& elementwise_kernels(Isa isa) {
-  if (!isa_supported(isa))
-    throw InvalidArgument(fmt::format("elementwise kernels: ISA {} is not supported by this CPU (best: {})",
-                                      isa_name(isa), isa_name(best_isa())));
+  require_isa("elementwise kernels", isa);
   switch (isa) {
-    case Isa::Avx512: return kAvx512;
-    case Isa::Avx2: return kAvx2;
+    case Isa::Avx512: return kElementwiseAvx512;
+    case Isa::Avx2: return kElementwiseAvx2;
     case Isa::Scalar: break;
   }
   return kScalar;

@@ -11,13 +11,14 @@
 //   takes 4 weight loads per 24 vpdpbusd, with the per-block scaling (convert, multiply by
 //   dw * dx, accumulate in f32) once per block: ~2.5x the dot-product tile's throughput.
 //
-// ODR: everything but the entry point lives in the anonymous namespace; no std templates and no
-// contrail inline functions are used here.
-#include "kernels/immintrin_avx512.h"
-
+// ODR: everything but the entry point lives in the anonymous namespace; no std function templates
+// and no contrail inline functions are used here.
+#include "kernels/simd_avx512.h"
+// (the traits first: the generic kernels are written against them)
 #include "contrail/core/dtype.h"
-#include "contrail/kernels/matmul.h"
-#include "kernels/q8_0_loads_avx512.h"
+#include "kernels/isa_kernels.h"
+#include "kernels/matmul_avx512_shared.h"
+#include "kernels/matmul_simd.h"
 
 namespace contrail::kernels {
 namespace {
@@ -25,20 +26,20 @@ namespace {
 constexpr int kStreamTokens = 4;  // up to this many tokens stream weight rows; more use packed panels
 
 
-// sums[t] = sum over blocks of (dw * dx) * (qw . qx) for t < NT, against one weight row.
-//   w: (n_in / 32) blocks; xq: (NT, n_in) int8; xd: (NT, n_in / 32).
-// Small tiles alternate between accumulator sets so that >= 4 FMA chains are in flight.
-template <int NT>
-void row_tile(const BlockQ8_0* w, const int8_t* xq, const float* xd, int64_t n_in, float (&sums)[kStreamTokens]) {
-  constexpr int kSets = NT >= 4 ? 1 : NT >= 2 ? 2 : 4;
-  const int64_t nb = n_in / kQ8_0Block;
+// The q8_0 block step of the streamed rows (QTile in kernels/matmul_simd.h, one row): two blocks per
+// vector, the weights biased (qw + 128).
+struct RowStep {
+  static constexpr int kStep = 2;
+  static constexpr int sets(int n) { return n >= 4 ? 1 : n >= 2 ? 2 : 4; }
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 acc[kSets][NT];
-  for (auto& set : acc)
-    for (__m512& v : set) v = _mm512_setzero_ps();
-  const auto step = [&](int64_t b, bool two, int set) {
-    const __m512i wu = _mm512_xor_si512(load_w_pair(w + b, two), bias);  // qw + 128 as unsigned bytes
-    const __m512 wd = load_w_scales(w + b, two);
+
+  template <int NR, int NT>
+  void step(const BlockQ8_0* const (&w)[NR], int64_t b, bool two, const int8_t* xq, const float* xd, int64_t n_in,
+            __m512 (&acc)[NR][NT]) const {
+    static_assert(NR == 1);
+    const int64_t nb = n_in / kQ8_0Block;
+    const __m512i wu = _mm512_xor_si512(load_w_pair(w[0] + b, two), bias);  // qw + 128 as unsigned bytes
+    const __m512 wd = load_w_scales(w[0] + b, two);
     for (int t = 0; t < NT; ++t) {
       const __m512i xv = load_x_pair(xq + t * n_in + b * kQ8_0Block, two);
       const __m512 xs = load_x_scales(xd + t * nb + b, two);
@@ -46,33 +47,11 @@ void row_tile(const BlockQ8_0* w, const int8_t* xq, const float* xd, int64_t n_i
       const __m512i x128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv);  // 128 * sum(qx)
       const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), x128);
       const __m512i sumi = _mm512_dpbusd_epi32(start, wu, xv);
-      acc[set][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(wd, xs), acc[set][t]);
+      acc[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(wd, xs), acc[0][t]);
     }
-  };
-  int64_t b = 0;
-  for (; b + 2 * kSets <= nb; b += 2 * kSets)
-    for (int set = 0; set < kSets; ++set) step(b + 2 * set, true, set);
-  for (; b + 2 <= nb; b += 2) step(b, true, 0);
-  if (b < nb) step(b, false, 0);
-  for (int t = 0; t < NT; ++t) {
-    __m512 v = acc[0][t];
-    for (int set = 1; set < kSets; ++set) v = _mm512_add_ps(v, acc[set][t]);
-    sums[t] = _mm512_reduce_add_ps(v);
   }
-}
-
-// y[:, row_begin:row_end] for a.n_tokens == NT (<= kStreamTokens), one weight row at a time: a
-// single sequential stream, the fastest way to read DRAM.
-template <int NT>
-void stream_rows(const MatmulArgs& a) {
-  const int64_t nb = a.n_in / kQ8_0Block;
-  const auto* w = static_cast<const BlockQ8_0*>(a.w);  // (n_out, nb)
-  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
-    float sums[kStreamTokens];
-    row_tile<NT>(w + o * nb, a.xq, a.xd, a.n_in, sums);
-    for (int t = 0; t < NT; ++t) a.y[t * a.n_out + o] = sums[t];
-  }
-}
+};
+using RowTile = QTile<Avx512, RowStep, 1, kStreamTokens>;  // one row x up to kStreamTokens tokens
 
 // ---- many tokens: packed panels -----------------------------------------------------------------------
 
@@ -86,32 +65,6 @@ struct PackedBlock {
   int32_t q[8][kPackCols];  // q[g][j]: qw[j][4g .. 4g+3] + 128 as 4 unsigned bytes
   float d[kPackCols];       // f32(dw[j])
 };
-
-// In-place transpose of a 16x16 matrix of 32-bit words held as 16 row vectors.
-void transpose16(__m512i (&r)[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; ++i) {  // interleave row pairs: per 128-bit lane, words (4L, 4L+1) and (4L+2, 4L+3)
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // r[4i + c], lane L: word 4L + c of rows 4i .. 4i+3
-    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {  // 4x4 transpose of 128-bit lanes: out[4L + c] lane i = r[4i + c] lane L
-    const __m512i u0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44);
-    const __m512i u1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xee);
-    const __m512i u2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44);
-    const __m512i u3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xee);
-    t[c] = _mm512_shuffle_i32x4(u0, u2, 0x88);
-    t[4 + c] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
-    t[8 + c] = _mm512_shuffle_i32x4(u1, u3, 0x88);
-    t[12 + c] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
 
 // pb[0, nbc) <- blocks [b0, b0 + nbc) of weight rows [0, n_rows) (n_rows <= kPackCols; missing
 // rows packed as zeros). w0: (n_rows, nb) blocks.
@@ -173,15 +126,11 @@ void packed_tile(const PackedBlock* pb, int64_t nbc, const int8_t* xq, int64_t n
       }
     }
   }
-  for (int t = 0; t < NT; ++t)
-    for (int v = 0; v < kV; ++v) {
-      const int64_t cols = n_cols - 16 * v;
-      if (cols <= 0) break;
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols < 16 ? cols : 16)) - 1u);
-      float* yp = y + t * n_out + 16 * v;
-      const __m512 sum = _mm512_load_ps(acc[t] + 16 * v);
-      _mm512_mask_storeu_ps(yp, m, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, yp), sum) : sum);
-    }
+  for (int t = 0; t < NT; ++t) {
+    __m512 sum[kV];
+    for (int v = 0; v < kV; ++v) sum[v] = _mm512_load_ps(acc[t] + 16 * v);
+    store_tile_row(y + t * n_out, sum, n_cols, accumulate);
+  }
 }
 
 // y[:, row_begin:row_end] for many tokens: per panel of kPackCols rows and chunk of blocks, pack the
@@ -216,15 +165,9 @@ void packed_times_tokens(const MatmulArgs& a) {
         const float* xd = a.xd + t0 * nb + b0;
         float* y = a.y + t0 * a.n_out + o0;
         const bool acc = b0 > 0;
-        static_assert(kPackTokens == 6);
-        switch (nt) {
-          case 1: packed_tile<1>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-          case 2: packed_tile<2>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-          case 3: packed_tile<3>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-          case 4: packed_tile<4>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-          case 5: packed_tile<5>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-          default: packed_tile<6>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc); break;
-        }
+        with_count<kPackTokens>(nt, [&]<int NT>() {
+          packed_tile<NT>(pb, nbc, xq, a.n_in, xcorr, xd, nb, y, a.n_out, n_rows, acc);
+        });
       }
     }
   }
@@ -233,14 +176,10 @@ void packed_times_tokens(const MatmulArgs& a) {
 }  // namespace
 
 void matmul_q8_0_avx512vnni(const MatmulArgs& a) {
-  static_assert(kStreamTokens == 4);
-  switch (a.n_tokens) {
-    case 1: return stream_rows<1>(a);
-    case 2: return stream_rows<2>(a);
-    case 3: return stream_rows<3>(a);
-    case 4: return stream_rows<4>(a);
-    default: return packed_times_tokens(a);
-  }
+  if (a.n_tokens <= kStreamTokens)
+    with_count<kStreamTokens>(a.n_tokens, [&]<int NT>() { q_stream_rows<RowTile, NT>(a); });
+  else
+    packed_times_tokens(a);
 }
 
 }  // namespace contrail::kernels

@@ -2,15 +2,13 @@
 // activation quantizer they share the format of, and the per-ISA kernel tables.
 // Numerics: contrail/kernels/matmul.h. These loops favour obviousness over speed: one output
 // element at a time, weights converted on the fly, one sequential f32 sum.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "contrail/core/dtype.h"
-#include "contrail/core/error.h"
 #include "contrail/core/half.h"
 #include "contrail/kernels/matmul.h"
+#include "kernels/isa_kernels.h"
 
 namespace contrail::kernels {
 namespace {
@@ -94,28 +92,29 @@ int64_t matmul_scratch_floats(int64_t n_in) {
   return std::max(kMatmulMinScratchFloats, matmul_panel_rows(row * static_cast<int64_t>(sizeof(float))) * row);
 }
 
-// ---- dispatch tables -----------------------------------------------------------------------------
+// ---- dispatch ------------------------------------------------------------------------------------
 
 namespace {
 
 constexpr MatmulKernels kScalar{matmul_f32_scalar, matmul_f16_scalar, matmul_bf16_scalar, matmul_q8_0_scalar,
                                 quantize_act_q8_0_scalar};
-constexpr MatmulKernels kAvx2{matmul_f32_avx2, matmul_f16_avx2, matmul_bf16_avx2, matmul_q8_0_avx2,
-                              quantize_act_q8_0_avx2};
-constexpr MatmulKernels kAvx512{matmul_f32_avx512, matmul_f16_avx512, matmul_bf16_avx512, matmul_q8_0_avx512,
-                                quantize_act_q8_0_avx512};
-constexpr MatmulKernels kAvx512Vnni{matmul_f32_avx512, matmul_f16_avx512, matmul_bf16_avx512,
-                                    matmul_q8_0_avx512vnni, quantize_act_q8_0_avx512};
 
 }  // namespace
 
 const MatmulKernels& matmul_kernels(Isa isa) {
-  if (!isa_supported(isa))
-    throw InvalidArgument(fmt::format("matmul kernels: ISA {} is not supported by this CPU (best: {})", isa_name(isa),
-                                      isa_name(best_isa())));
+  require_isa("matmul kernels", isa);
   switch (isa) {
-    case Isa::Avx512: return cpu_features().avx512vnni ? kAvx512Vnni : kAvx512;
-    case Isa::Avx2: return kAvx2;
+    case Isa::Avx512:
+      if (cpu_features().avx512vnni) {
+        static const MatmulKernels vnni = [] {
+          MatmulKernels k = kMatmulAvx512;
+          k.q8_0 = matmul_q8_0_avx512vnni;
+          return k;
+        }();
+        return vnni;
+      }
+      return kMatmulAvx512;
+    case Isa::Avx2: return kMatmulAvx2;
     case Isa::Scalar: break;
   }
   return kScalar;

@@ -12,6 +12,7 @@
 
 #include "contrail/core/error.h"
 #include "contrail/core/thread_pool.h"
+#include "kernels/isa_kernels.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -21,9 +22,7 @@ namespace contrail {
 namespace kernels {
 
 ReadSumFn read_sum_kernel(Isa isa) {
-  if (!isa_supported(isa))
-    throw InvalidArgument(fmt::format("read_sum_kernel: ISA {} is not supported by this CPU (best: {})", isa_name(isa),
-                                      isa_name(best_isa())));
+  require_isa("read_sum_kernel", isa);
   switch (isa) {
     case Isa::Avx512: return read_sum_u64_avx512;
     case Isa::Avx2: return read_sum_u64_avx2;

@@ -3,7 +3,7 @@
 // namespace; no std templates.
 #include <immintrin.h>
 
-#include "contrail/kernels/membw.h"
+#include "kernels/isa_kernels.h"
 
 namespace contrail::kernels {
 namespace {

@@ -1,6 +1,6 @@
 // Portable read_sum_u64 kernel (baseline ISA; the compiler may still use SSE2). Contract:
 // contrail/kernels/membw.h.
-#include "contrail/kernels/membw.h"
+#include "kernels/isa_kernels.h"
 
 namespace contrail::kernels {
 

@@ -42,18 +42,4 @@ using AttendRunsFn = void (*)(const float* q, const float* k, const float* v, in
 AttendRowFn attend_row_kernel(Isa isa);
 AttendRunsFn attend_runs_kernel(Isa isa);
 
-void attend_runs_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                        const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
-void attend_runs_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                      const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
-void attend_runs_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                        const KvRun* runs, int64_t n_runs, float scale, float softcap, float* scores, float* out);
-
-void attend_row_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                       int64_t n_keys, float scale, float softcap, float* scores, float* out);
-void attend_row_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                     int64_t n_keys, float scale, float softcap, float* scores, float* out);
-void attend_row_avx512(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                       int64_t n_keys, float scale, float softcap, float* scores, float* out);
-
 }  // namespace contrail::kernels

@@ -1,10 +1,9 @@
 // Per-ISA elementwise kernels on contiguous f32 arrays: RMS norm, LayerNorm, softmax, exp, SwiGLU,
 // GELU / GeGLU, soft-capping, scaling, add, RoPE.
 //
-// Every kernel exists as a scalar reference (*_scalar, plain C++ following ggml's CPU code) and as
-// AVX2 / AVX-512 variants that are tested against it. Callers pick one set with
-// elementwise_kernels(isa) (or call a per-ISA entry directly) and must only use an ISA for which
-// isa_supported() is true. The kernels do no validation: pointers are to at least n valid floats,
+// Every kernel exists as a scalar reference (plain C++ following ggml's CPU code) and as AVX2 /
+// AVX-512 variants that are tested against it. Callers pick one set with elementwise_kernels(isa)
+// and must only use an ISA for which isa_supported() is true. The kernels do no validation: pointers are to at least n valid floats,
 // n >= 0, and the ops layer (contrail/ops/*) checks shapes before calling them.
 //
 // Numerics (shared by all variants; SIMD variants may differ from the reference by a few ulp where
@@ -89,51 +88,5 @@ const ElementwiseKernels& elementwise_kernels(Isa isa);
 // checks). Scalar only: the table is shared by all heads of a token.
 void rope_cos_sin(float pos, int64_t n_rot, float freq_base, float freq_scale, float* cos_sin,
                   const float* freq_factors = nullptr);
-
-// ---- per-ISA entries (what the tables hold) -------------------------------------------------------
-
-void rmsnorm_row_scalar(const float* x, const float* w, int64_t n, float eps, float* y);
-void rmsnorm_row_avx2(const float* x, const float* w, int64_t n, float eps, float* y);
-void rmsnorm_row_avx512(const float* x, const float* w, int64_t n, float eps, float* y);
-
-void softmax_row_scalar(float* x, int64_t n);
-void softmax_row_avx2(float* x, int64_t n);
-void softmax_row_avx512(float* x, int64_t n);
-
-void exp_scalar(const float* x, float* y, int64_t n);
-void exp_avx2(const float* x, float* y, int64_t n);
-void exp_avx512(const float* x, float* y, int64_t n);
-
-void swiglu_scalar(const float* gate, const float* up, float* out, int64_t n);
-void swiglu_avx2(const float* gate, const float* up, float* out, int64_t n);
-void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
-
-void add_inplace_scalar(float* y, const float* x, int64_t n);
-void add_inplace_avx2(float* y, const float* x, int64_t n);
-void add_inplace_avx512(float* y, const float* x, int64_t n);
-
-void layernorm_row_scalar(const float* x, const float* w, const float* b, int64_t n, float eps, float* y);
-void layernorm_row_avx2(const float* x, const float* w, const float* b, int64_t n, float eps, float* y);
-void layernorm_row_avx512(const float* x, const float* w, const float* b, int64_t n, float eps, float* y);
-
-void gelu_scalar(const float* x, float* y, int64_t n);
-void gelu_avx2(const float* x, float* y, int64_t n);
-void gelu_avx512(const float* x, float* y, int64_t n);
-
-void geglu_scalar(const float* gate, const float* up, float* out, int64_t n);
-void geglu_avx2(const float* gate, const float* up, float* out, int64_t n);
-void geglu_avx512(const float* gate, const float* up, float* out, int64_t n);
-
-void softcap_scalar(const float* x, float* y, int64_t n, float cap);
-void softcap_avx2(const float* x, float* y, int64_t n, float cap);
-void softcap_avx512(const float* x, float* y, int64_t n, float cap);
-
-void scale_scalar(const float* x, float* y, int64_t n, float s);
-void scale_avx2(const float* x, float* y, int64_t n, float s);
-void scale_avx512(const float* x, float* y, int64_t n, float s);
-
-void rope_rows_scalar(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin);
-void rope_rows_avx2(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin);
-void rope_rows_avx512(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin);
 
 }  // namespace contrail::kernels

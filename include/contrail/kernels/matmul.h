@@ -1,9 +1,8 @@
 // Per-ISA kernels behind ops::matmul: y = x W^T for weights W in f32, f16, bf16 or q8_0.
 //
-// Every kernel exists as a scalar reference (*_scalar, the test oracle) and as AVX2 and AVX-512
-// variants (q8_0 also as AVX-512 VNNI). Callers pick a set with matmul_kernels(isa) or call an
-// entry directly, and may only use a variant the CPU supports (isa_supported(); the VNNI kernel
-// also needs cpu_features().avx512vnni). The kernels do no validation: ops::matmul checks shapes,
+// Every kernel exists as a scalar reference (the test oracle) and as AVX2 and AVX-512 variants
+// (q8_0 also as AVX-512 VNNI). Callers pick a set with matmul_kernels(isa), for an ISA the CPU
+// supports (isa_supported()). The kernels do no validation: ops::matmul checks shapes,
 // dtypes and aliasing, splits the output rows across threads and gives each thread its own scratch.
 //
 // Numerics:
@@ -65,27 +64,5 @@ inline constexpr int64_t kMatmulMinScratchFloats = 1024;
 // The per-thread scratch (in floats) to give the kernels for rows of n_in: matmul_panel_rows(4 *
 // n_in) f32 rows, at least max(n_in, kMatmulMinScratchFloats).
 int64_t matmul_scratch_floats(int64_t n_in);
-
-// ---- per-ISA entries (what the tables hold) -------------------------------------------------------
-
-void matmul_f32_scalar(const MatmulArgs& a);
-void matmul_f16_scalar(const MatmulArgs& a);
-void matmul_bf16_scalar(const MatmulArgs& a);
-void matmul_q8_0_scalar(const MatmulArgs& a);
-void quantize_act_q8_0_scalar(const float* x, int64_t n, int8_t* qs, float* d);
-
-void matmul_f32_avx2(const MatmulArgs& a);
-void matmul_f16_avx2(const MatmulArgs& a);
-void matmul_bf16_avx2(const MatmulArgs& a);
-void matmul_q8_0_avx2(const MatmulArgs& a);
-void quantize_act_q8_0_avx2(const float* x, int64_t n, int8_t* qs, float* d);
-
-void matmul_f32_avx512(const MatmulArgs& a);
-void matmul_f16_avx512(const MatmulArgs& a);
-void matmul_bf16_avx512(const MatmulArgs& a);
-void matmul_q8_0_avx512(const MatmulArgs& a);  // AVX-512BW, no VNNI
-void quantize_act_q8_0_avx512(const float* x, int64_t n, int8_t* qs, float* d);
-
-void matmul_q8_0_avx512vnni(const MatmulArgs& a);  // needs cpu_features().avx512vnni
 
 }  // namespace contrail::kernels

@@ -10,10 +10,9 @@
 // Error if a pass's sum differs from the known contents (the sums are checked, which also keeps
 // the reads from being optimised away).
 //
-// read_sum_u64_*: the wrapping (mod 2^64) sum of p[0, n) with wide loads and independent
+// read_sum_kernel(isa): the wrapping (mod 2^64) sum of p[0, n) with wide loads and independent
 // accumulators. Integer addition is associative, so every ISA returns exactly the same value.
-// No alignment is required (aligned input reads fastest). Call an ISA variant only if
-// isa_supported() is true for it.
+// No alignment is required (aligned input reads fastest).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,10 +31,6 @@ using ReadSumFn = uint64_t (*)(const uint64_t* p, size_t n);
 
 // The read_sum_u64 variant for `isa`. Throws InvalidArgument if !isa_supported(isa).
 ReadSumFn read_sum_kernel(Isa isa);
-
-uint64_t read_sum_u64_scalar(const uint64_t* p, size_t n);  // 4 accumulators
-uint64_t read_sum_u64_avx2(const uint64_t* p, size_t n);    // 256-bit loads, 8 accumulators
-uint64_t read_sum_u64_avx512(const uint64_t* p, size_t n);  // 512-bit loads, 8 accumulators
 
 }  // namespace kernels
 }  // namespace contrail
