@@ -14,6 +14,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;  // keeps object member order, as Python dicts do
 
+// Caller data: every string, and every object's keys, untrusted.
 jinja::Value from_json(const Json& j, const char* what, int depth = 0) {
   if (depth > jinja::kMaxValueDepth)
     throw InvalidArgument(fmt::format("chat template {}: JSON nested deeper than the limit of {} levels", what, jinja::kMaxValueDepth));
@@ -26,7 +27,7 @@ jinja::Value from_json(const Json& j, const char* what, int depth = 0) {
       return u <= static_cast<uint64_t>(INT64_MAX) ? jinja::Value(static_cast<int64_t>(u)) : jinja::Value(static_cast<double>(u));
     }
     case Json::value_t::number_float: return jinja::Value(j.get<double>());
-    case Json::value_t::string: return jinja::Value(j.get<std::string>());
+    case Json::value_t::string: return jinja::Value::untrusted(j.get<std::string>());
     case Json::value_t::array: {
       jinja::List items;
       for (const Json& x : j) items.push_back(from_json(x, what, depth + 1));
@@ -34,6 +35,7 @@ jinja::Value from_json(const Json& j, const char* what, int depth = 0) {
     }
     case Json::value_t::object: {
       auto d = std::make_shared<jinja::Dict>();
+      d->untrusted_keys = true;
       for (const auto& [k, v] : j.items()) d->set(k, from_json(v, what, depth + 1));
       return jinja::Value(std::move(d));
     }
@@ -90,11 +92,29 @@ ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& opts) const {
+  return render(messages, opts).text;
+}
+
+std::vector<PromptSegment> ChatTemplate::apply_segments(const std::vector<ChatMessage>& messages,
+                                                        const ChatTemplateOptions& opts) const {
+  jinja::Rendered r = render(messages, opts);
+  std::vector<PromptSegment> out;
+  size_t at = 0;
+  for (const jinja::ByteRange& u : r.untrusted) {
+    if (u.begin > at) out.push_back({r.text.substr(at, u.begin - at), false});
+    out.push_back({r.text.substr(u.begin, u.end - u.begin), true});
+    at = u.end;
+  }
+  if (at < r.text.size() || out.empty()) out.push_back({r.text.substr(at), false});
+  return out;
+}
+
+jinja::Rendered ChatTemplate::render(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& opts) const {
   jinja::List msgs;
   for (size_t i = 0; i < messages.size(); ++i) {
     auto m = std::make_shared<jinja::Dict>();
-    m->set("role", jinja::Value(messages[i].role));
-    m->set("content", jinja::Value(messages[i].content));
+    m->set("role", jinja::Value::untrusted(messages[i].role));
+    m->set("content", jinja::Value::untrusted(messages[i].content));
     merge_json_object(messages[i].extra_json, *m, fmt::format("message {} extra_json", i).c_str());
     msgs.emplace_back(std::move(m));
   }

@@ -47,11 +47,11 @@ class Interpreter {
     }
   }
 
-  std::string run(const Program& p) {
-    std::string out;
+  Rendered run(const Program& p) {
+    TextBuilder out;
     out_stack_.push_back(&out);
     exec(p.body, root_);
-    return out;
+    return Rendered{out.text(), out.taint()};
   }
 
  private:
@@ -70,16 +70,28 @@ class Interpreter {
     throw PositionedError(fmt::format("chat template line {}:{}: {}", p.line, p.col, what));
   }
 
-  void emit(std::string_view s) {
-    std::string& out = *out_stack_.back();
-    if (out.size() + s.size() > limits_.max_output_bytes)
+  void check_output(size_t more) const {
+    if (out_stack_.back()->size() + more > limits_.max_output_bytes)
       throw Error(fmt::format("output exceeds the limit of {} bytes", limits_.max_output_bytes));
-    out += s;
   }
 
-  // Renders `body` into a fresh buffer (macro calls, block set, filter blocks).
-  std::string capture(const Body& body, Scope& scope) {
-    std::string buf;
+  // Template text: trusted.
+  void emit(std::string_view s) {
+    check_output(s.size());
+    out_stack_.back()->append_text(s);
+  }
+
+  // A printed value, with its taint.
+  void emit_value(const Value& v) {
+    if (!v.is_string()) return emit_value(as_text(v));
+    check_output(v.as_string().size());
+    out_stack_.back()->append(v);
+  }
+
+  // Renders `body` into a fresh buffer (macro calls, block set, filter blocks); the result keeps
+  // the taint of what was printed.
+  Value capture(const Body& body, Scope& scope) {
+    TextBuilder buf;
     out_stack_.push_back(&buf);
     try {
       exec(body, scope);
@@ -88,7 +100,7 @@ class Interpreter {
       throw;
     }
     out_stack_.pop_back();
-    return buf;
+    return buf.take();
   }
 
   // ---- statements -----------------------------------------------------------------------------
@@ -116,7 +128,7 @@ class Interpreter {
   Flow exec_stmt_inner(const Stmt& s, Scope& scope) {
     switch (s.kind) {
       case Stmt::Kind::Text: emit(s.text); return Flow::Normal;
-      case Stmt::Kind::Output: emit(to_str(eval(*s.expr, scope))); return Flow::Normal;
+      case Stmt::Kind::Output: emit_value(eval(*s.expr, scope)); return Flow::Normal;
       case Stmt::Kind::If:
         for (const auto& [cond, body] : s.branches)
           if (eval(*cond, scope).truthy()) return exec(body, scope);
@@ -136,15 +148,15 @@ class Interpreter {
         return Flow::Normal;
       }
       case Stmt::Kind::SetBlock: {
-        Value v(capture(s.body, scope));
+        Value v = capture(s.body, scope);
         for (const ExprPtr& f : s.filters) v = apply_filter(*f, v, scope);
         scope.vars[s.targets[0]] = std::move(v);
         return Flow::Normal;
       }
       case Stmt::Kind::FilterBlock: {
-        Value v(capture(s.body, scope));
+        Value v = capture(s.body, scope);
         for (const ExprPtr& f : s.filters) v = apply_filter(*f, v, scope);
-        emit(to_str(v));
+        emit_value(v);
         return Flow::Normal;
       }
       case Stmt::Kind::Macro: {
@@ -255,7 +267,7 @@ class Interpreter {
         local.vars[m.params[i].name] = m.params[i].default_value
                                            ? eval(*m.params[i].default_value, local)
                                            : Value::undefined(fmt::format("parameter '{}' was not provided", m.params[i].name));
-    return Value(capture(m.body, local));
+    return capture(m.body, local);
   }
 
   // ---- expressions ----------------------------------------------------------------------------
@@ -311,6 +323,7 @@ class Interpreter {
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
           const Value k = eval(*e.args[i], scope);
           if (!k.is_string()) throw Error(fmt::format("dict keys must be strings, not {}", k.type_name()));
+          if (k.taint()) d->untrusted_keys = true;
           d->set(k.as_string(), eval(*e.args[i + 1], scope));
         }
         return Value(std::move(d));
@@ -412,9 +425,10 @@ class Interpreter {
 
   Value binary(const std::string& op, const Value& a, const Value& b) const {
     if (op == "~") {
-      std::string s = to_str(a);
-      s += to_str(b);
-      return Value(std::move(s));
+      TextBuilder s;
+      s.append(a);
+      s.append(b);
+      return s.take();
     }
     if (a.is_undefined()) fail_undefined(a);
     if (b.is_undefined()) fail_undefined(b);
@@ -424,7 +438,12 @@ class Interpreter {
     if (op == "+") {
       if (ints && !__builtin_add_overflow(a.as_int(), b.as_int(), &r)) return Value(r);
       if (nums && !ints) return Value(a.as_float() + b.as_float());
-      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+      if (a.is_string() && b.is_string()) {
+        TextBuilder s;
+        s.append(a);
+        s.append(b);
+        return s.take();
+      }
       if (a.is_list() && b.is_list()) {
         check_size(a.as_list().size() + b.as_list().size(), limits_);
         List l = a.as_list();
@@ -490,9 +509,9 @@ class Interpreter {
     if (unit > 0 && static_cast<uint64_t>(n) > limits_.max_output_bytes / unit)
       throw Error(fmt::format("repeating {} items {} times exceeds the limit of {}", unit, n, limits_.max_output_bytes));
     if (seq.is_string()) {
-      std::string s;
-      for (int64_t i = 0; i < n; ++i) s += seq.as_string();
-      return Value(std::move(s));
+      TextBuilder s;
+      for (int64_t i = 0; i < n; ++i) s.append(seq);
+      return s.take();
     }
     List l;
     l.tuple = seq.as_list().tuple;
@@ -503,7 +522,7 @@ class Interpreter {
   const ChatTemplateLimits& limits_;
   Scope globals_;
   Scope root_;
-  std::vector<std::string*> out_stack_;
+  std::vector<TextBuilder*> out_stack_;
   std::vector<Value> namespaces_;           // namespaces assigned to during this render
   std::unordered_set<const Dict*> assigned_;
   int64_t iterations_ = 0;
@@ -512,7 +531,7 @@ class Interpreter {
 
 }  // namespace
 
-std::string render(const Program& program, const Value& context, const ChatTemplateLimits& limits) {
+Rendered render(const Program& program, const Value& context, const ChatTemplateLimits& limits) {
   return Interpreter(limits, context).run(program);
 }
 

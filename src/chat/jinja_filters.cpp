@@ -67,13 +67,15 @@ Value f_length(const Value& in, CallArgs& a, const L&) {
 Value f_trim(const Value& in, CallArgs& a, const L&) {
   const auto p = bind_args(a, "trim", {"chars"});
   const std::string chars = given(p[0]) && !p[0].is_none() ? to_str(p[0]) : std::string();
-  return Value(str_strip(to_str(in), given(p[0]) && !p[0].is_none() ? &chars : nullptr, true, true));
+  const Value text = as_text(in);
+  const auto [b, e] = str_strip_bounds(text.as_string(), given(p[0]) && !p[0].is_none() ? &chars : nullptr, true, true);
+  return substr(text, b, e);
 }
 
 Value f_case(const Value& in, CallArgs& a, const L&, std::string (*fn)(std::string_view)) {
   bind_args(a, "case filter", {});
   if (in.is_undefined() && !in.undefined_hint().empty()) return Value(fn(""));
-  return Value(fn(to_str(in)));
+  return taint_whole_if(fn(to_str(in)), {&in});
 }
 Value f_upper(const Value& in, CallArgs& a, const L& l) { return f_case(in, a, l, str_upper); }
 Value f_lower(const Value& in, CallArgs& a, const L& l) { return f_case(in, a, l, str_lower); }
@@ -93,12 +95,12 @@ Value f_title(const Value& in, CallArgs& a, const L&) {
     out += sep ? std::string(cp) : word_start ? str_upper(cp) : str_lower(cp);
     word_start = sep;
   }
-  return Value(std::move(out));
+  return taint_whole_if(std::move(out), {&in});
 }
 
 Value f_string(const Value& in, CallArgs& a, const L&) {
   bind_args(a, "string", {});
-  return Value(to_str(in));
+  return as_text(in);
 }
 
 Value f_safe(const Value& in, CallArgs& a, const L&) {
@@ -119,7 +121,7 @@ Value f_escape(const Value& in, CallArgs& a, const L&) {
       default: out += c;
     }
   }
-  return Value(std::move(out));
+  return taint_whole_if(std::move(out), {&in});
 }
 
 Value f_replace(const Value& in, CallArgs& a, const L& limits) {
@@ -127,7 +129,7 @@ Value f_replace(const Value& in, CallArgs& a, const L& limits) {
   CallArgs m;
   m.args = {p[0], p[1]};
   if (given(p[2])) m.args.push_back(p[2]);
-  Value method = get_attr(Value(to_str(in)), "replace", limits);
+  Value method = get_attr(as_text(in), "replace", limits);
   return method.as_function().fn(m);
 }
 
@@ -160,22 +162,22 @@ Value f_items(const Value& in, CallArgs& a, const L&) {
   if (in.is_undefined()) return Value(List{});
   if (!in.is_dict()) throw Error(fmt::format("items filter: can only get item pairs from a mapping, not {}", in.type_name()));
   List out;
-  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{Value(k), v}));
+  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{key_value(in.as_dict(), k), v}));
   return Value(std::move(out));
 }
 
 Value f_join(const Value& in, CallArgs& a, const L& limits) {
   const auto p = bind_args(a, "join", {"d", "attribute"});
-  const std::string sep = given(p[0]) ? to_str(p[0]) : std::string();
-  std::string out;
+  const Value sep = given(p[0]) ? as_text(p[0]) : Value(std::string());
+  TextBuilder out;
   bool first = true;
   for (const Value& v : iterate(in)) {
-    if (!first) out += sep;
-    out += to_str(given(p[1]) ? attribute_of(v, p[1], limits) : v);
+    if (!first) out.append(sep);
+    out.append(given(p[1]) ? attribute_of(v, p[1], limits) : v);
     check_size(out.size(), limits);
     first = false;
   }
-  return Value(std::move(out));
+  return out.take();
 }
 
 Value f_tojson(const Value& in, CallArgs& a, const L& limits) {
@@ -191,7 +193,7 @@ Value f_tojson(const Value& in, CallArgs& a, const L& limits) {
   if (indent > 64) throw Error(fmt::format("tojson: indent {} exceeds the limit of 64", indent));
   std::string json = to_json(in, static_cast<int>(std::max<int64_t>(indent, -1)), given(p[3]) && p[3].truthy(), item_sep, key_sep);
   check_size(json.size(), limits);
-  if (!(given(p[0]) && p[0].truthy())) return Value(std::move(json));
+  if (!(given(p[0]) && p[0].truthy())) return taint_whole_if(std::move(json), {&in});
   // ensure_ascii: non-ASCII code points (only inside strings) as \uXXXX, UTF-16 surrogate pairs.
   std::string out;
   const auto offs = codepoint_offsets(json);
@@ -210,7 +212,7 @@ Value f_tojson(const Value& in, CallArgs& a, const L& limits) {
       out += fmt::format("\\u{:04x}", c);
     }
   }
-  return Value(std::move(out));
+  return taint_whole_if(std::move(out), {&in});
 }
 
 Value f_int(const Value& in, CallArgs& a, const L&) {
@@ -273,9 +275,9 @@ Value f_reverse(const Value& in, CallArgs& a, const L&) {
   List items = iterate(in);
   std::reverse(items.begin(), items.end());
   if (!in.is_string()) return Value(std::move(items));
-  std::string s;
-  for (const Value& v : items) s += v.as_string();
-  return Value(std::move(s));
+  TextBuilder s;
+  for (const Value& v : items) s.append(v);
+  return s.take();
 }
 
 // select/reject (attr_mode false) and selectattr/rejectattr (true).
@@ -355,7 +357,7 @@ Value f_dictsort(const Value& in, CallArgs& a, const L&) {
   const std::string by = given(p[1]) ? to_str(p[1]) : "key";
   if (by != "key" && by != "value") throw Error("dictsort: 'by' must be 'key' or 'value'");
   List out;
-  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{Value(k), v}));
+  for (const auto& [k, v] : in.as_dict().items) out.push_back(make_tuple(List{key_value(in.as_dict(), k), v}));
   const size_t idx = by == "key" ? 0 : 1;
   std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) {
     const Value kx = sort_key(x.as_list()[idx], cs), ky = sort_key(y.as_list()[idx], cs);
@@ -412,42 +414,46 @@ Value f_sum(const Value& in, CallArgs& a, const L& limits) {
   return total;
 }
 
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> lines;
-  std::string cur;
+// The byte range of each line of s, as str.splitlines() splits (no final empty line).
+std::vector<ByteRange> split_lines(const std::string& s) {
+  std::vector<ByteRange> lines;
+  size_t begin = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == '\x1c' || c == '\x1d' || c == '\x1e') {
+      lines.push_back({begin, i});
       if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
-      lines.push_back(std::move(cur));
-      cur.clear();
-    } else {
-      cur += c;
+      begin = i + 1;
     }
   }
-  if (!cur.empty()) lines.push_back(std::move(cur));
+  if (begin < s.size()) lines.push_back({begin, s.size()});
   return lines;
 }
 
+// Lines keep their taint; the indentation carries the width argument's (a string) or none.
 Value f_indent(const Value& in, CallArgs& a, const L& limits) {
   const auto p = bind_args(a, "indent", {"width", "first", "blank"});
-  std::string ind = given(p[0]) && p[0].is_string() ? p[0].as_string() : std::string();
+  Value ind = given(p[0]) && p[0].is_string() ? p[0] : Value(std::string());
   if (!(given(p[0]) && p[0].is_string())) {
     const int64_t w = as_int_arg(p[0], 4, "indent width");
     if (w < 0 || w > 256) throw Error(fmt::format("indent width {} outside [0, 256]", w));
-    ind.assign(static_cast<size_t>(w), ' ');
+    ind = Value(std::string(static_cast<size_t>(w), ' '));
   }
   const bool first = given(p[1]) && p[1].truthy(), blank = given(p[2]) && p[2].truthy();
-  const std::vector<std::string> lines = split_lines(to_str(in) + "\n");
-  std::string out;
+  TextBuilder text;
+  text.append(as_text(in));
+  text.append_text("\n");
+  const Value src = text.take();
+  const std::vector<ByteRange> lines = split_lines(src.as_string());
+  TextBuilder out;
+  if (first) out.append(ind);
   for (size_t i = 0; i < lines.size(); ++i) {
-    if (i) out += "\n";
-    if (i && (blank || !lines[i].empty())) out += ind;
-    out += lines[i];
+    if (i) out.append_text("\n");
+    if (i && (blank || lines[i].end > lines[i].begin)) out.append(ind);
+    out.append_part(src, lines[i].begin, lines[i].end);
     check_size(out.size(), limits);
   }
-  if (first) out = ind + out;
-  return Value(std::move(out));
+  return out.take();
 }
 
 Value f_wordcount(const Value& in, CallArgs& a, const L&) {
@@ -584,7 +590,22 @@ Value call_filter(const std::string& name, const Value& input, CallArgs& args, c
   if (input.is_undefined() && !input.undefined_hint().empty() &&
       std::find(std::begin(kAcceptUndefined), std::end(kAcceptUndefined), name) == std::end(kAcceptUndefined))
     fail_undefined(input);
-  return it->second(input, args, limits);
+  // Every filter above keeps taint (jinja_value.h) itself. A filter added without doing so must
+  // still not launder caller data: its string result is untrusted as a whole when any input was.
+  static const char* const kKeepsTaint[] = {
+      "abs",   "capitalize", "count", "d",     "default",   "dictsort", "e",      "escape",  "first",  "float",
+      "indent", "int",       "items", "join",  "last",      "length",   "list",   "lower",   "map",    "max",
+      "min",   "reject",     "rejectattr", "replace", "reverse", "round", "safe",  "select",  "selectattr",
+      "sort",  "string",     "sum",   "title", "tojson",    "trim",     "unique", "upper",   "wordcount"};
+  Value out = it->second(input, args, limits);
+  if (out.is_string() && !out.taint() &&
+      std::find(std::begin(kKeepsTaint), std::end(kKeepsTaint), name) == std::end(kKeepsTaint)) {
+    bool tainted = deep_tainted(input);
+    for (const Value& v : args.args) tainted = tainted || deep_tainted(v);
+    for (const auto& kv : args.kwargs) tainted = tainted || deep_tainted(kv.second);
+    if (tainted) out = Value::untrusted(out.as_string());
+  }
+  return out;
 }
 
 bool call_test(const std::string& name, const Value& v, CallArgs& args) {

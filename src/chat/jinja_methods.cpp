@@ -50,18 +50,20 @@ const std::string& need_string(const Value& v, const char* fname) {
   return v.as_string();
 }
 
-std::vector<std::string> split(const std::string& s, const Value& sep_v, int64_t maxsplit) {
-  std::vector<std::string> out;
+// str.split: the byte range of each part.
+std::vector<ByteRange> split(const std::string& s, const Value& sep_v, int64_t maxsplit) {
+  std::vector<ByteRange> out;
   if (!given(sep_v) || sep_v.is_none()) {  // runs of whitespace, no empty items
     const std::string ws = " \t\n\r\f\v";
     size_t i = s.find_first_not_of(ws);
     while (i != std::string::npos) {
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-        out.push_back(str_strip(s.substr(i), nullptr, false, true));
+        const auto [b, e] = str_strip_bounds(std::string_view(s).substr(i), nullptr, false, true);
+        out.push_back({i + b, i + e});
         break;
       }
       const size_t e = s.find_first_of(ws, i);
-      out.push_back(s.substr(i, e == std::string::npos ? std::string::npos : e - i));
+      out.push_back({i, e == std::string::npos ? s.size() : e});
       i = e == std::string::npos ? e : s.find_first_not_of(ws, e);
     }
     return out;
@@ -72,10 +74,10 @@ std::vector<std::string> split(const std::string& s, const Value& sep_v, int64_t
   for (;;) {
     const size_t e = s.find(sep, i);
     if (e == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit)) {
-      out.push_back(s.substr(i));
+      out.push_back({i, s.size()});
       return out;
     }
-    out.push_back(s.substr(i, e - i));
+    out.push_back({i, e});
     i = e + sep.size();
   }
 }
@@ -89,63 +91,76 @@ bool affix_match(const std::string& s, const Value& affix, bool prefix, const ch
   return one(affix);
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count,
-                        const ChatTemplateLimits& limits) {
+// str.replace; the kept bytes keep their taint, each inserted copy carries `to`'s.
+Value replace_all(const Value& sv, const Value& from_v, const Value& to, int64_t count, const ChatTemplateLimits& limits) {
+  const std::string& s = sv.as_string();
+  const std::string& from = from_v.as_string();
   if (from.empty()) throw Error("replace() with an empty search string is not supported");
-  std::string out;
+  TextBuilder out;
   size_t i = 0;
   for (int64_t n = 0; count < 0 || n < count; ++n) {
     const size_t e = s.find(from, i);
     if (e == std::string::npos) break;
-    out.append(s, i, e - i);
-    out += to;
+    out.append_part(sv, i, e);
+    out.append(to);
     check_size(out.size(), limits);
     i = e + from.size();
   }
-  out.append(s, i, std::string::npos);
-  return out;
+  out.append_part(sv, i, s.size());
+  return out.take();
 }
 
-Value str_method(const std::string& s, const std::string& name, const ChatTemplateLimits& limits) {
+// The methods of a str value; results keep the taint of the bytes they are made of.
+Value str_method(const Value& str, const std::string& name, const ChatTemplateLimits& limits) {
   auto bound = [&](auto fn) {
-    return make_function("str." + name, [s, name, fn, &limits](CallArgs& a) -> Value { return fn(s, a, name, limits); });
+    return make_function("str." + name, [str, name, fn, &limits](CallArgs& a) -> Value { return fn(str, a, name, limits); });
   };
   using A = CallArgs;
   using L = ChatTemplateLimits;
   using S = std::string;
+  using V = Value;
   if (name == "strip" || name == "lstrip" || name == "rstrip")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S& n, const L&) -> Value {
       const auto p = bind_args(a, n.c_str(), {"chars"});
       const bool has = given(p[0]) && !p[0].is_none();
       const S* chars = has ? &need_string(p[0], n.c_str()) : nullptr;
-      return Value(str_strip(s, chars, n != "rstrip", n != "lstrip"));
+      const auto [b, e] = str_strip_bounds(sv.as_string(), chars, n != "rstrip", n != "lstrip");
+      return substr(sv, b, e);
     });
   if (name == "startswith" || name == "endswith")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S& n, const L&) -> Value {
       const auto p = bind_args(a, n.c_str(), {"affix"});
-      return Value(affix_match(s, p[0], n == "startswith", n.c_str()));
+      return Value(affix_match(sv.as_string(), p[0], n == "startswith", n.c_str()));
     });
   if (name == "split")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S&, const L&) -> Value {
       const auto p = bind_args(a, "split", {"sep", "maxsplit"});
       List out;
-      for (auto& part : split(s, p[0], given(p[1]) ? to_index(p[1], "maxsplit") : -1)) out.emplace_back(std::move(part));
+      for (const ByteRange& r : split(sv.as_string(), p[0], given(p[1]) ? to_index(p[1], "maxsplit") : -1))
+        out.push_back(substr(sv, r.begin, r.end));
       return Value(std::move(out));
     });
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S& n, const L&) -> Value {
       bind_args(a, n.c_str(), {});
-      return Value(n == "upper" ? str_upper(s) : n == "lower" ? str_lower(s) : n == "title" ? str_title(s) : str_capitalize(s));
+      const S& s = sv.as_string();
+      return taint_whole_if(n == "upper"   ? str_upper(s)
+                            : n == "lower" ? str_lower(s)
+                            : n == "title" ? str_title(s)
+                                           : str_capitalize(s),
+                            {&sv});
     });
   if (name == "replace")
-    return bound([](const S& s, A& a, const S& n, const L& limits) -> Value {
+    return bound([](const V& sv, A& a, const S&, const L& limits) -> Value {
       const auto p = bind_args(a, "replace", {"old", "new", "count"});
-      return Value(replace_all(s, need_string(p[0], "replace"), need_string(p[1], "replace"),
-                               given(p[2]) ? to_index(p[2], "count") : -1, limits));
+      need_string(p[0], "replace");
+      need_string(p[1], "replace");
+      return replace_all(sv, p[0], p[1], given(p[2]) ? to_index(p[2], "count") : -1, limits);
     });
   if (name == "find" || name == "count")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S& n, const L&) -> Value {
       const auto p = bind_args(a, n.c_str(), {"sub"});
+      const S& s = sv.as_string();
       const S& sub = need_string(p[0], n.c_str());
       if (n == "find") {
         const size_t at = s.find(sub);
@@ -157,21 +172,23 @@ Value str_method(const std::string& s, const std::string& name, const ChatTempla
       return Value(c);
     });
   if (name == "join")
-    return bound([](const S& s, A& a, const S& n, const L& limits) -> Value {
+    return bound([](const V& sv, A& a, const S&, const L& limits) -> Value {
       const auto p = bind_args(a, "join", {"iterable"});
-      S out;
+      TextBuilder out;
       bool first = true;
       for (const Value& v : iterate(p[0])) {
-        if (!first) out += s;
-        out += need_string(v, "join");
+        if (!first) out.append(sv);
+        need_string(v, "join");
+        out.append(v);
         check_size(out.size(), limits);
         first = false;
       }
-      return Value(std::move(out));
+      return out.take();
     });
   if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum")
-    return bound([](const S& s, A& a, const S& n, const L&) -> Value {
+    return bound([](const V& sv, A& a, const S& n, const L&) -> Value {
       bind_args(a, n.c_str(), {});
+      const S& s = sv.as_string();
       if (s.empty()) return Value(false);
       return Value(std::all_of(s.begin(), s.end(), [&](char c) {
         const auto u = static_cast<unsigned char>(c);
@@ -190,7 +207,7 @@ Value dict_method(const std::shared_ptr<Dict>& d, const std::string& name) {
       bind_args(a, name.c_str(), {});
       List out;
       for (const auto& [k, v] : d->items)
-        out.push_back(name == "items" ? make_tuple(List{Value(k), v}) : name == "keys" ? Value(k) : v);
+        out.push_back(name == "items" ? make_tuple(List{key_value(*d, k), v}) : name == "keys" ? key_value(*d, k) : v);
       return Value(std::move(out));
     });
   if (name == "get")
@@ -213,7 +230,7 @@ Value get_attr(const Value& obj, const std::string& name, const ChatTemplateLimi
     }
     if (const Value* v = obj.as_dict().find(name)) return *v;
   } else if (obj.is_string()) {
-    Value m = str_method(obj.as_string(), name, limits);
+    Value m = str_method(obj, name, limits);
     if (!m.is_undefined()) return m;
   }
   return Value::undefined(fmt::format("{} has no attribute '{}'", object_name(obj), name));
@@ -231,8 +248,7 @@ Value get_item(const Value& obj, const Value& key, const ChatTemplateLimits& lim
       const auto offs = codepoint_offsets(obj.as_string());
       const int64_t n = static_cast<int64_t>(offs.size()) - 1;
       if (i < 0) i += n;
-      if (i >= 0 && i < n)
-        return Value(obj.as_string().substr(offs[static_cast<size_t>(i)], offs[static_cast<size_t>(i) + 1] - offs[static_cast<size_t>(i)]));
+      if (i >= 0 && i < n) return substr(obj, offs[static_cast<size_t>(i)], offs[static_cast<size_t>(i) + 1]);
     }
     return Value::undefined(fmt::format("{} has no element {}", object_name(obj), key.as_int()));
   }
@@ -272,14 +288,14 @@ Value slice(const Value& obj, const Value& start_v, const Value& stop_v, const V
   const int64_t start = adjust(start_v, step < 0 ? n - 1 : 0);
   const int64_t stop = adjust(stop_v, step < 0 ? -1 : n);
   List items;
-  std::string s;
+  TextBuilder s;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
     const auto u = static_cast<size_t>(i);
     if (obj.is_list()) items.push_back(obj.as_list()[u]);
-    else s.append(obj.as_string(), offs[u], offs[u + 1] - offs[u]);
+    else s.append_part(obj, offs[u], offs[u + 1]);
   }
   items.tuple = obj.is_list() && obj.as_list().tuple;
-  return obj.is_list() ? Value(std::move(items)) : Value(std::move(s));
+  return obj.is_list() ? Value(std::move(items)) : s.take();
 }
 
 List iterate(const Value& v) {
@@ -293,13 +309,13 @@ List iterate(const Value& v) {
     case Value::Type::Dict: {
       if (v.as_dict().is_namespace) break;
       List keys;
-      for (const auto& kv : v.as_dict().items) keys.emplace_back(kv.first);
+      for (const auto& kv : v.as_dict().items) keys.push_back(key_value(v.as_dict(), kv.first));
       return keys;
     }
     case Value::Type::String: {
       List chars;
       const auto offs = codepoint_offsets(v.as_string());
-      for (size_t i = 0; i + 1 < offs.size(); ++i) chars.emplace_back(v.as_string().substr(offs[i], offs[i + 1] - offs[i]));
+      for (size_t i = 0; i + 1 < offs.size(); ++i) chars.push_back(substr(v, offs[i], offs[i + 1]));
       return chars;
     }
     default: break;
@@ -364,6 +380,7 @@ Value global_function(const std::string& name, const ChatTemplateLimits& limits)
       if (!a.args.empty()) {
         if (!a.args[0].is_dict()) throw Error(fmt::format("{}() positional argument must be a dict", name));
         for (const auto& kv : a.args[0].as_dict().items) d->set(kv.first, kv.second);
+        d->untrusted_keys = a.args[0].as_dict().untrusted_keys;
       }
       for (const auto& [k, v] : a.kwargs) d->set(k, v);
       return Value(std::move(d));

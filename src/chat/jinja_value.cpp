@@ -10,6 +10,14 @@
 
 namespace contrail::jinja {
 
+Value::Value(std::string s, Taint taint)
+    : v_(Str{std::move(s), taint.empty() ? nullptr : std::make_shared<const Taint>(std::move(taint))}) {}
+
+Value Value::untrusted(std::string s) {
+  const size_t n = s.size();
+  return n == 0 ? Value(std::move(s)) : Value(std::move(s), Taint{{0, n}});
+}
+
 bool Value::truthy() const {
   switch (type()) {
     case Type::Undefined:
@@ -427,7 +435,7 @@ std::string str_capitalize(std::string_view s) {
   });
 }
 
-std::string str_strip(std::string_view s, const std::string* chars, bool left, bool right) {
+std::pair<size_t, size_t> str_strip_bounds(std::string_view s, const std::string* chars, bool left, bool right) {
   std::vector<uint32_t> set;
   if (chars)
     for (size_t i = 0; i < chars->size();) {
@@ -445,7 +453,111 @@ std::string str_strip(std::string_view s, const std::string* chars, bool left, b
     while (b < e && strip_cp(decode_at(s, offs[b], len))) ++b;
   if (right)
     while (e > b && strip_cp(decode_at(s, offs[e - 1], len))) --e;
-  return std::string(s.substr(offs[b], offs[e] - offs[b]));
+  return {offs[b], offs[e]};
+}
+
+std::string str_strip(std::string_view s, const std::string* chars, bool left, bool right) {
+  const auto [b, e] = str_strip_bounds(s, chars, left, right);
+  return std::string(s.substr(b, e - b));
+}
+
+// ---- taint ----------------------------------------------------------------------------------------
+
+namespace {
+
+// `seen` holds the dicts being visited (namespaces may contain themselves).
+bool deep_tainted_at(const Value& v, int depth, std::vector<const Dict*>& seen) {
+  if (depth > kMaxValueDepth) return true;
+  switch (v.type()) {
+    case Value::Type::String: return v.taint() != nullptr;
+    case Value::Type::List:
+      for (const Value& x : v.as_list())
+        if (deep_tainted_at(x, depth + 1, seen)) return true;
+      return false;
+    case Value::Type::Dict: {
+      const Dict& d = v.as_dict();
+      if (d.untrusted_keys) return true;
+      if (std::find(seen.begin(), seen.end(), &d) != seen.end()) return false;
+      seen.push_back(&d);
+      for (const auto& kv : d.items)
+        if (deep_tainted_at(kv.second, depth + 1, seen)) return true;
+      seen.pop_back();
+      return false;
+    }
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool deep_tainted(const Value& v) {
+  if (v.is_string()) return v.taint() != nullptr;
+  if (!v.is_list() && !v.is_dict()) return false;
+  std::vector<const Dict*> seen;
+  return deep_tainted_at(v, 0, seen);
+}
+
+Value key_value(const Dict& d, const std::string& k) { return d.untrusted_keys ? Value::untrusted(k) : Value(k); }
+
+Value substr(const Value& str, size_t b, size_t e) {
+  const std::string& s = str.as_string();
+  if (b == 0 && e == s.size()) return str;
+  TextBuilder out;
+  out.append_part(str, b, e);
+  return out.take();
+}
+
+Value as_text(const Value& v) {
+  if (v.is_string()) return v;
+  std::string s = to_str(v);
+  return deep_tainted(v) ? Value::untrusted(std::move(s)) : Value(std::move(s));
+}
+
+Value taint_whole_if(std::string result, std::initializer_list<const Value*> inputs) {
+  for (const Value* in : inputs)
+    if (deep_tainted(*in)) return Value::untrusted(std::move(result));
+  return Value(std::move(result));
+}
+
+void TextBuilder::mark(size_t b, size_t e) {
+  if (b >= e) return;
+  if (!taint_.empty() && taint_.back().end >= b) {
+    taint_.back().end = std::max(taint_.back().end, e);
+    return;
+  }
+  taint_.push_back({b, e});
+}
+
+void TextBuilder::append_text(std::string_view s, bool untrusted) {
+  const size_t at = text_.size();
+  text_ += s;
+  if (untrusted) mark(at, text_.size());
+}
+
+void TextBuilder::append(const Value& v) {
+  if (v.is_string()) {
+    append_part(v, 0, v.as_string().size());
+    return;
+  }
+  append_text(to_str(v), deep_tainted(v));
+}
+
+void TextBuilder::append_part(const Value& str, size_t b, size_t e) {
+  const std::string& s = str.as_string();
+  const size_t at = text_.size();
+  text_.append(s, b, e - b);
+  const Taint* t = str.taint();
+  if (!t) return;
+  // The ranges overlapping [b, e), clipped and moved to where the bytes now are.
+  auto it = std::lower_bound(t->begin(), t->end(), b, [](const ByteRange& r, size_t pos) { return r.end <= pos; });
+  for (; it != t->end() && it->begin < e; ++it) mark(at + std::max(it->begin, b) - b, at + std::min(it->end, e) - b);
+}
+
+Value TextBuilder::take() {
+  Value v(std::move(text_), std::move(taint_));
+  text_.clear();
+  taint_.clear();
+  return v;
 }
 
 }  // namespace contrail::jinja

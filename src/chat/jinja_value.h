@@ -3,9 +3,18 @@
 // ordered, string keys), namespace (a dict whose attributes `set` may assign), callables
 // (built-in functions, bound methods, macros) and Jinja's Undefined.
 // Lists and dicts have reference semantics (shared_ptr), as in Python.
+//
+// Taint: a string remembers which of its bytes came from the caller's data (message contents,
+// roles, tools: "untrusted") as byte ranges, and every operation that builds a string carries
+// them over (concatenation, slicing, strip, replace, join, ... map them precisely; operations
+// that cannot, such as upper or tojson, mark their whole result untrusted when any input was).
+// A dict built from caller data has untrusted keys. Numbers, booleans and None carry no taint.
+// The rendered prompt keeps the ranges, so the tokenizer can treat untrusted text as plain text.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +26,13 @@ namespace contrail::jinja {
 
 class Value;
 struct Dict;
+
+// Bytes [begin, end) of a string.
+struct ByteRange {
+  size_t begin = 0, end = 0;
+};
+// The untrusted parts of a string: sorted, disjoint, non-empty ranges; touching ranges are merged.
+using Taint = std::vector<ByteRange>;
 
 // Nesting deeper than this (lists, dicts, namespaces) makes repr, tojson, comparisons and the JSON
 // context conversion throw Error, as Python's recursion limit makes jinja2 fail.
@@ -65,8 +81,12 @@ class Value {
   Value(int64_t i) : v_(i) {}
   Value(int i) : v_(int64_t{i}) {}
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(std::move(s)) {}
-  Value(const char* s) : v_(std::string(s)) {}
+  Value(std::string s) : v_(Str{std::move(s), nullptr}) {}
+  Value(const char* s) : v_(Str{std::string(s), nullptr}) {}
+  // A string whose bytes in `taint` (ranges within s, in Taint's normal form) are untrusted.
+  Value(std::string s, Taint taint);
+  // A string that is untrusted as a whole (caller data).
+  static Value untrusted(std::string s);
   Value(List l) : v_(std::make_shared<List>(std::move(l))) {}
   Value(std::shared_ptr<List> l) : v_(std::move(l)) {}
   Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}
@@ -86,7 +106,12 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return type() == Type::Bool ? int64_t{as_bool()} : std::get<int64_t>(v_); }
   double as_float() const { return type() == Type::Float ? std::get<double>(v_) : static_cast<double>(as_int()); }
-  const std::string& as_string() const { return std::get<std::string>(v_); }
+  const std::string& as_string() const { return std::get<Str>(v_).s; }
+  // The untrusted ranges of a string; nullptr when it has none or is no string.
+  const Taint* taint() const {
+    const Str* s = std::get_if<Str>(&v_);
+    return s && s->taint ? s->taint.get() : nullptr;
+  }
   List& as_list() const { return *std::get<std::shared_ptr<List>>(v_); }
   const std::shared_ptr<List>& list_ptr() const { return std::get<std::shared_ptr<List>>(v_); }
   Dict& as_dict() const { return *std::get<std::shared_ptr<Dict>>(v_); }
@@ -100,7 +125,11 @@ class Value {
   std::string type_name() const;
 
  private:
-  using Var = std::variant<jinja::Undefined, jinja::None, bool, int64_t, double, std::string, std::shared_ptr<List>,
+  struct Str {
+    std::string s;
+    std::shared_ptr<const Taint> taint;  // null or non-empty
+  };
+  using Var = std::variant<jinja::Undefined, jinja::None, bool, int64_t, double, Str, std::shared_ptr<List>,
                            std::shared_ptr<Dict>, std::shared_ptr<const Function>>;
   explicit Value(Var v) : v_(std::move(v)) {}
   Var v_;
@@ -114,6 +143,7 @@ struct Dict {
 
   std::vector<std::pair<std::string, Value>> items;  // insertion order, unique keys
   bool is_namespace = false;                          // created by namespace(): attributes assignable
+  bool untrusted_keys = false;                        // the keys came from the caller's data
 
   const Value* find(std::string_view key) const;
   void set(const std::string& key, Value v);  // replaces in place or appends
@@ -136,6 +166,42 @@ std::string to_json(const Value& v, int indent, bool sort_keys, std::string_view
 // Python == (a tuple never equals a list).
 bool equals(const Value& a, const Value& b);
 
+// ---- taint ----------------------------------------------------------------------------------------
+
+// Whether v holds untrusted data anywhere: a tainted string, or a list/dict containing one, or a
+// dict with untrusted keys. Values nested too deep to inspect count as untrusted.
+bool deep_tainted(const Value& v);
+// A key of `d` as a value: untrusted when the dict's keys came from the caller.
+Value key_value(const Dict& d, const std::string& k);
+// Bytes [b, e) of string `str` as a string value, with their taint.
+Value substr(const Value& str, size_t b, size_t e);
+// The value as text: a string as it is; anything else as str(v), untrusted as a whole when
+// deep_tainted(v).
+Value as_text(const Value& v);
+// `result` (a string), untrusted as a whole when any of `inputs` is deep_tainted: the rule for
+// operations that cannot map byte ranges (case mapping, escaping, JSON).
+Value taint_whole_if(std::string result, std::initializer_list<const Value*> inputs);
+
+// Builds a string piece by piece, keeping the taint of each piece.
+class TextBuilder {
+ public:
+  void append_text(std::string_view s, bool untrusted = false);
+  // str(v) as printed: a string keeps its ranges, any other value is untrusted as a whole when
+  // deep_tainted(v).
+  void append(const Value& v);
+  // Bytes [b, e) of string value `str`, keeping their taint.
+  void append_part(const Value& str, size_t b, size_t e);
+  size_t size() const { return text_.size(); }
+  const std::string& text() const { return text_; }
+  const Taint& taint() const { return taint_; }
+  Value take();  // the string built; the builder is left empty
+
+ private:
+  void mark(size_t b, size_t e);  // bytes [b, e) of text_ are untrusted
+  std::string text_;
+  Taint taint_;
+};
+
 // UTF-8 helpers: strings index by code point. Invalid bytes count as one code point each.
 std::vector<size_t> codepoint_offsets(std::string_view s);  // byte offset of each code point, plus s.size()
 size_t codepoint_count(std::string_view s);
@@ -146,5 +212,7 @@ std::string str_title(std::string_view s);
 std::string str_capitalize(std::string_view s);
 // str.strip/lstrip/rstrip; chars == nullptr strips Python whitespace, else any code point in *chars.
 std::string str_strip(std::string_view s, const std::string* chars, bool left, bool right);
+// The byte range [first, second) of s that str_strip keeps.
+std::pair<size_t, size_t> str_strip_bounds(std::string_view s, const std::string* chars, bool left, bool right);
 
 }  // namespace contrail::jinja

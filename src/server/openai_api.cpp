@@ -170,15 +170,17 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
     to.bos_token = m.bos_text;
     to.eos_token = m.eos_text;
     if (const json* tools = f.get("tools")) to.extra_context_json = json{{"tools", *tools}}.dump();
+    std::vector<PromptSegment> segments;  // the render; message content is untrusted, never control tokens
     try {
-      r.prompt_text = m.chat_template->apply(parse_messages(body), to);
+      segments = m.chat_template->apply_segments(parse_messages(body), to);
     } catch (const TemplateException& e) {
       bad("messages", fmt::format("the chat template rejected the conversation: {}", e.message()));
     } catch (const Error& e) {
       bad("messages", fmt::format("the chat template failed: {}", e.what()));
     }
-    const bool has_bos = !m.bos_text.empty() && r.prompt_text.rfind(m.bos_text, 0) == 0;
-    r.prompt = m.tokenizer->encode(r.prompt_text, /*add_special=*/!has_bos, /*parse_special=*/true);
+    r.prompt_text = join_segments(segments);
+    const bool has_bos = starts_with_trusted(segments, m.bos_text);  // BOS written by the template itself
+    r.prompt = m.tokenizer->encode_segments(segments, /*add_special=*/!has_bos);
   } else {
     const json* p = f.get("prompt");
     if (!p) bad("prompt", "'prompt' is required");

@@ -76,6 +76,12 @@ struct Fragment {
   size_t length;
 };
 
+// Whether [b, e) overlaps one of the sorted, disjoint byte ranges.
+bool overlaps(std::span<const std::pair<size_t, size_t>> ranges, size_t b, size_t e) {
+  const auto it = std::lower_bound(ranges.begin(), ranges.end(), b, [](const auto& r, size_t pos) { return r.second <= pos; });
+  return it != ranges.end() && it->first < e;
+}
+
 // isspace() in the C locale, as llama.cpp's lstrip/rstrip use it.
 bool is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
@@ -186,7 +192,9 @@ struct Tokenizer::Impl {
   // tokenizer_st_partition: tokens are tried longest first, each over all remaining raw pieces.
   // An lstrip token drops the whitespace before it from the raw piece on its left, an rstrip
   // token the whitespace after it (C-locale isspace, as llama.cpp's LSTRIP/RSTRIP attributes).
-  std::vector<Fragment> partition(std::string_view text, bool parse_special) const {
+  // A control token's text overlapping a byte range of `plain` (sorted, disjoint) stays raw text.
+  std::vector<Fragment> partition(std::string_view text, bool parse_special,
+                                  std::span<const std::pair<size_t, size_t>> plain) const {
     std::vector<Fragment> frags;
     if (text.empty()) return frags;
     frags.push_back({-1, 0, text.size()});
@@ -202,7 +210,11 @@ struct Tokenizer::Impl {
         }
         const size_t end = f.offset + f.length;
         size_t pos = f.offset;
-        for (size_t hit; (hit = text.substr(0, end).find(piece, pos)) != std::string_view::npos;) {
+        for (size_t hit, from = pos; (hit = text.substr(0, end).find(piece, from)) != std::string_view::npos;) {
+          if (control[id] && overlaps(plain, hit, hit + piece.size())) {
+            from = hit + 1;
+            continue;
+          }
           size_t left_end = hit;
           if (lstrip[id])
             while (left_end > pos && is_c_space(text[left_end - 1])) --left_end;
@@ -211,6 +223,7 @@ struct Tokenizer::Impl {
           pos = hit + piece.size();
           if (rstrip[id])
             while (pos < end && is_c_space(text[pos])) ++pos;
+          from = pos;
         }
         if (pos < end) next.push_back({-1, pos, end - pos});
       }
@@ -233,6 +246,21 @@ Tokenizer& Tokenizer::operator=(Tokenizer&& o) noexcept {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+  return encode_impl(text, add_special, parse_special, {});
+}
+
+std::vector<int32_t> Tokenizer::encode_segments(std::span<const PromptSegment> segments, bool add_special) const {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> plain;  // byte ranges of the untrusted segments in text
+  for (const PromptSegment& s : segments) {
+    if (s.untrusted && !s.text.empty()) plain.emplace_back(text.size(), text.size() + s.text.size());
+    text += s.text;
+  }
+  return encode_impl(text, add_special, /*parse_special=*/true, plain);
+}
+
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                            std::span<const std::pair<size_t, size_t>> plain) const {
   const VocabData& v = impl_->vocab;
   const detail::BpeEncoder* bpe = impl_->bpe.get();
   std::vector<int32_t> out;
@@ -241,7 +269,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   // the start of the input or a special token.
   bool prev_special = true;
   std::string piece_text;
-  for (const Fragment& f : impl_->partition(text, parse_special)) {
+  for (const Fragment& f : impl_->partition(text, parse_special, plain)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       prev_special = true;

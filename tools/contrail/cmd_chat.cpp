@@ -1,7 +1,8 @@
 // `contrail chat`: an interactive terminal conversation rendered with the model's chat template.
 //
 // Each turn renders the whole conversation with the template (as transformers'
-// apply_chat_template does), tokenizes it with special tokens parsed, and generates the
+// apply_chat_template does), tokenizes it with the template's special tokens parsed (message text
+// is always plain text: typing "</s>" or "[INST]" cannot forge a turn), and generates the
 // assistant's reply; the KV rows of the unchanged prefix (earlier turns) are reused, so a turn
 // costs only its new tokens. Lines come from stdin: a trailing '\' continues a message on the
 // next line; /reset starts over, /exit (or end of input) quits.
@@ -80,11 +81,12 @@ int chat(const ChatArgs& a) {
     }
     if (input.empty()) continue;
     messages.push_back({"user", input, ""});
-    const std::string prompt = tmpl.apply(messages, topts);
-    if (a.show_prompt) std::fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", prompt.c_str());
+    const std::vector<PromptSegment> segments = tmpl.apply_segments(messages, topts);
+    if (a.show_prompt)
+      std::fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", join_segments(segments).c_str());
     // The template writes BOS itself when it uses bos_token; otherwise add it as the vocab says.
-    const bool has_bos = !topts.bos_token.empty() && prompt.compare(0, topts.bos_token.size(), topts.bos_token) == 0;
-    std::vector<int32_t> ids = tok.encode(prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
+    const bool has_bos = starts_with_trusted(segments, topts.bos_token);
+    std::vector<int32_t> ids = tok.encode_segments(segments, /*add_special=*/!has_bos);
     if (ids.empty() || static_cast<int64_t>(ids.size()) >= session->n_ctx()) {
       std::fprintf(stderr, "contrail chat: the conversation is %zu tokens, the context holds %lld; the message was "
                            "dropped (use /reset, or a larger --ctx)\n",

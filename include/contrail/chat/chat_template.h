@@ -24,6 +24,14 @@
 // the size of every string/list produced (and of the output) have limits; exceeding one throws
 // Error naming the limit. A ChatTemplate is immutable after construction; apply is const and
 // thread-safe.
+//
+// Prompt injection: the renderer tracks which bytes of the output came from the caller's data
+// (taint tracking, see src/chat/jinja_value.h): the messages (roles, contents, every member of
+// extra_json) and extra_context_json (tools, documents, ...) are untrusted, and so is any text a
+// template derives from them; template literals and ChatTemplateOptions::bos_token/eos_token are
+// trusted. apply_segments returns the render split accordingly, for Tokenizer::encode_segments,
+// which parses control-token text only in trusted segments: message content is always plain
+// text, as if tokenized without special tokens, and cannot forge turns or end the sequence.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +40,7 @@
 #include <vector>
 
 #include "contrail/core/error.h"
+#include "contrail/core/prompt_segment.h"
 
 namespace contrail {
 
@@ -49,7 +58,8 @@ struct ChatTemplateOptions {
   std::string bos_token;              // text of the special tokens, as HF passes them
   std::string eos_token;
   // "" or a JSON object of further variables (e.g. {"tools": [...], "date_string": "..."}).
-  // As in HF, `tools` and `documents` are none unless given here.
+  // As in HF, `tools` and `documents` are none unless given here. Its strings and keys are
+  // caller data: untrusted (see apply_segments).
   std::string extra_context_json;
 };
 
@@ -72,6 +82,7 @@ class TemplateException : public Error {
 
 namespace jinja {
 struct Program;
+struct Rendered;
 }
 
 class ChatTemplate {
@@ -85,10 +96,17 @@ class ChatTemplate {
   // Renders the conversation. Throws TemplateException when the template raises, InvalidArgument
   // for malformed extra JSON, Error for a failing template operation or an exceeded limit.
   std::string apply(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& opts = {}) const;
+  // The same render as maximal runs of trusted / untrusted text (adjacent segments differ in
+  // `untrusted`; no empty segment unless the whole render is empty, then one trusted ""):
+  // join_segments(apply_segments(m, o)) == apply(m, o). Same errors as apply.
+  std::vector<PromptSegment> apply_segments(const std::vector<ChatMessage>& messages,
+                                            const ChatTemplateOptions& opts = {}) const;
 
   const std::string& source() const { return source_; }
 
  private:
+  jinja::Rendered render(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& opts) const;
+
   std::string source_;
   ChatTemplateLimits limits_;
   std::unique_ptr<const jinja::Program> program_;

@@ -4,8 +4,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "contrail/core/prompt_segment.h"
 #include "contrail/tokenizer/vocab.h"
 
 namespace contrail {
@@ -30,6 +32,14 @@ class Tokenizer {
   //    Ill-formed UTF-8 never fails: like llama.cpp each byte that does not start a (leniently
   //    decoded) character becomes U+FFFD.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special = false) const;
+  // A rendered chat prompt (ChatTemplate::apply_segments): encodes join_segments(segments) as
+  // encode(text, add_special, /*parse_special=*/true) does, except that a control token is
+  // recognised only where its whole text lies inside trusted segments; control-token text that
+  // overlaps an untrusted segment stays ordinary text, tokenized with the text around it
+  // (user-defined tokens are recognised everywhere, as with parse_special=false). The text is not
+  // split at segment boundaries: while no untrusted segment holds (part of) a control token's
+  // text, the ids equal encode(text, add_special, true).
+  std::vector<int32_t> encode_segments(std::span<const PromptSegment> segments, bool add_special) const;
 
   // Raw bytes a token stands for: U+2581 -> ' ', "<0x0A>" byte tokens -> that byte, byte-level
   // BPE pieces -> their bytes; control tokens -> "" unless render_special (user-defined tokens
@@ -52,6 +62,10 @@ class Tokenizer {
 
  private:
   struct Impl;
+  // encode, where control-token matches overlapping a byte range in `plain` (sorted, disjoint)
+  // are not recognised.
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                   std::span<const std::pair<size_t, size_t>> plain) const;
   Impl* impl_;
 };
 
