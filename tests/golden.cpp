@@ -58,9 +58,9 @@ int check_greedy(Session& s, const std::vector<int32_t>& ids, const nlohmann::js
   const auto want = golden.at("greedy_ids").get<std::vector<int32_t>>();
   const auto& top5 = golden.at("greedy_top5");
   const int64_t n_vocab = s.config().n_vocab;
-  s.cache().clear();
+  s.reset();
   std::vector<float> logits;
-  s.transformer().forward(ids, s.cache(), s.pool(), logits, false);
+  s.append(ids, logits);
   int matched = 0;
   for (size_t step = 0; step < want.size(); ++step) {
     const int32_t got = argmax(std::span<const float>(logits.data(), static_cast<size_t>(n_vocab)));
@@ -75,7 +75,7 @@ int check_greedy(Session& s, const std::vector<int32_t>& ids, const nlohmann::js
     }
     ++matched;
     const int32_t one[1] = {got};
-    s.transformer().forward(one, s.cache(), s.pool(), logits, false);
+    s.append(one, logits);
   }
   return matched;
 }

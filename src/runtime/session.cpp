@@ -42,7 +42,8 @@ const VocabData& checked_vocab(const ModelFile& m) {
 }  // namespace
 
 Session::Session(std::shared_ptr<const ModelFile> model, const SessionOptions& opts)
-    : transformer_(model),
+    : model_(model),
+      transformer_(model),
       tokenizer_(checked_vocab(*model)),
       pool_(opts.n_threads),
       cache_(model->config, pick_ctx(model->config, opts.n_ctx)),
@@ -57,24 +58,43 @@ void Session::prefill(std::span<const int32_t> ids, std::vector<float>& logits, 
   const ModelConfig& c = config();
   std::vector<float> chunk_logits;
   if (all_logits) logits.assign(ids.size() * static_cast<size_t>(c.n_vocab), 0.f);
-  for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(n_batch_)) {
-    const size_t end = std::min(ids.size(), begin + static_cast<size_t>(n_batch_));
-    transformer_.forward(ids.subspan(begin, end - begin), cache_, pool_, all_logits ? chunk_logits : logits,
-                         all_logits);
-    if (all_logits)
-      std::copy(chunk_logits.begin(), chunk_logits.end(), logits.begin() + static_cast<ptrdiff_t>(begin * c.n_vocab));
+  try {
+    for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(n_batch_)) {
+      const size_t end = std::min(ids.size(), begin + static_cast<size_t>(n_batch_));
+      const std::span<const int32_t> chunk = ids.subspan(begin, end - begin);
+      transformer_.forward(chunk, cache_, pool_, all_logits ? chunk_logits : logits, all_logits);
+      cached_ids_.insert(cached_ids_.end(), chunk.begin(), chunk.end());
+      if (all_logits)
+        std::copy(chunk_logits.begin(), chunk_logits.end(),
+                  logits.begin() + static_cast<ptrdiff_t>(begin * c.n_vocab));
+    }
+  } catch (...) {
+    // Keep the record and the cache in step: only the chunks that completed count.
+    cache_.set_n_past(static_cast<int64_t>(cached_ids_.size()));
+    throw;
   }
+}
+
+void Session::reset() {
+  cache_.clear();
+  cached_ids_.clear();
+}
+
+void Session::append(std::span<const int32_t> ids, std::vector<float>& logits, bool all_logits) {
+  if (ids.empty()) throw InvalidArgument("append: no tokens given");
+  if (static_cast<int64_t>(ids.size()) > n_ctx() - cache_.n_past())
+    throw InvalidArgument(fmt::format("append: {} tokens after the {} cached do not fit the context size {}",
+                                      ids.size(), cache_.n_past(), n_ctx()));
+  prefill(ids, logits, all_logits);
 }
 
 std::vector<float> Session::evaluate_all(std::span<const int32_t> ids) {
   if (ids.empty()) throw InvalidArgument("evaluate: no tokens given");
   if (static_cast<int64_t>(ids.size()) > n_ctx())
     throw InvalidArgument(fmt::format("evaluate: {} tokens exceed the context size {}", ids.size(), n_ctx()));
-  cache_.clear();
-  cached_ids_.clear();
+  reset();
   std::vector<float> logits;
   prefill(ids, logits, true);
-  cached_ids_.assign(ids.begin(), ids.end());
   return logits;
 }
 
@@ -104,7 +124,6 @@ GenerationStats Session::generate(std::span<const int32_t> prompt, const Generat
   std::vector<float> logits;  // (1, n_vocab)
   auto t0 = std::chrono::steady_clock::now();
   prefill(prompt.subspan(keep), logits, false);
-  cached_ids_.assign(prompt.begin(), prompt.end());
   st.prompt_seconds = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -117,8 +136,7 @@ GenerationStats Session::generate(std::span<const int32_t> prompt, const Generat
     if (!on_token(id)) break;
     if (st.n_generated == opts.max_new_tokens || cache_.n_past() >= n_ctx()) break;
     const int32_t one[1] = {id};
-    transformer_.forward(one, cache_, pool_, logits, false);
-    cached_ids_.push_back(id);
+    prefill(one, logits, false);
   }
   st.gen_seconds = seconds_since(t0);
   return st;

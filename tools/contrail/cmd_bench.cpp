@@ -73,19 +73,18 @@ int bench(const BenchArgs& a) {
   for (int r = 0; r <= a.reps; ++r) {  // r == 0 is the warm-up
     if (a.n_prompt > 0) {
       const auto ids = bench_tokens(a.n_prompt, c.n_vocab);
-      s->cache().clear();
+      s->reset();
       const auto t0 = clock::now();
-      s->transformer().forward(ids, s->cache(), s->pool(), logits, false);
+      s->append(ids, logits);  // one forward: n_batch is n_prompt
       const double dt = std::chrono::duration<double>(clock::now() - t0).count();
       if (r > 0) pp.push_back(a.n_prompt / dt);
     }
     if (a.n_gen > 0) {
-      s->cache().clear();
+      s->reset();
       const auto ids = bench_tokens(a.n_gen, c.n_vocab);
       const auto t0 = clock::now();
       for (int64_t i = 0; i < a.n_gen; ++i)
-        s->transformer().forward(std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1), s->cache(), s->pool(),
-                                 logits, false);
+        s->append(std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1), logits);  // one decode step
       const double dt = std::chrono::duration<double>(clock::now() - t0).count();
       if (r > 0) tg.push_back(a.n_gen / dt);
     }
@@ -99,8 +98,7 @@ int bench(const BenchArgs& a) {
 
   std::vector<ConcurrencyResult> sweep;
   if (!a.concurrency.empty()) {
-    auto model = std::make_shared<const ModelFile>(s->model_file());
-    sweep = concurrency_sweep(model, a.concurrency, a.n_prompt, a.n_gen, std::min(a.reps, 3), static_cast<int>(s->pool().size()));
+    sweep = concurrency_sweep(s->shared_model_file(), a.concurrency, a.n_prompt, a.n_gen, std::min(a.reps, 3), static_cast<int>(s->pool().size()));
   }
   if (!a.plot.empty()) {
     if (sweep.empty()) throw InvalidArgument("--plot draws the batch sweep: give --concurrency too");

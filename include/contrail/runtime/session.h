@@ -45,18 +45,36 @@ struct GenerationStats {
   double gen_tps() const { return gen_seconds > 0 && n_generated > 1 ? (n_generated - 1) / gen_seconds : 0; }
 };
 
+// The KV cache belongs to the Session: it records which tokens the cache holds (for reuse_cache)
+// and only its own operations (evaluate_all, append, reset, generate) change the cache, so that
+// record is always right. The transformer and the cache are therefore handed out read-only; to
+// run the weights on another cache, build a Transformer on shared_model_file(). The thread pool
+// holds no sequence state (and serialises its jobs), so it is lent out for other work.
 class Session {
  public:
   static std::unique_ptr<Session> load(const std::string& model_path, const SessionOptions& opts = {});
   Session(std::shared_ptr<const ModelFile> model, const SessionOptions& opts);
 
-  const ModelFile& model_file() const { return transformer_.model(); }
+  const ModelFile& model_file() const { return *model_; }
+  std::shared_ptr<const ModelFile> shared_model_file() const { return model_; }
   const ModelConfig& config() const { return transformer_.config(); }
-  Transformer& transformer() { return transformer_; }
+  const Transformer& transformer() const { return transformer_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   ThreadPool& pool() { return pool_; }
-  KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
   int64_t n_ctx() const { return cache_.n_ctx(); }
+  // The tokens whose K/V rows the cache holds, in order (cache().n_past() of them).
+  std::span<const int32_t> cached_tokens() const { return cached_ids_; }
+
+  // Empties the cache.
+  void reset();
+
+  // Evaluates ids after the cached tokens (at positions cache().n_past() onwards, in n_batch
+  // chunks) and appends them to the cached sequence: logits (n_ids, n_vocab) row-major when
+  // all_logits, else the last token's (1, n_vocab). Throws InvalidArgument for no ids or ids that
+  // do not fit the context (naming n_past, n_ids and n_ctx); the cache is then unchanged. If a
+  // forward pass throws, the cache keeps the chunks evaluated before it.
+  void append(std::span<const int32_t> ids, std::vector<float>& logits, bool all_logits = false);
 
   // Evaluates ids as one fresh sequence (cache cleared) and returns the logits of every
   // position, (n_ids, n_vocab) row-major.
@@ -70,11 +88,13 @@ class Session {
                            const std::function<bool(int32_t)>& on_token);
 
  private:
+  // append() without the argument checks.
   void prefill(std::span<const int32_t> ids, std::vector<float>& logits, bool all_logits);
 
+  std::shared_ptr<const ModelFile> model_;
   Transformer transformer_;
   Tokenizer tokenizer_;
-  // The tokens whose K/V rows the cache holds, in order (cache_.n_past() of them).
+  // The tokens whose K/V rows the cache holds, in order: always cache_.n_past() of them.
   std::vector<int32_t> cached_ids_;
   ThreadPool pool_;
   KvCache cache_;
