@@ -67,10 +67,12 @@ std::vector<float> as_f32(const GgufFile& g, const GgufTensorInfo& t) {
 bool same_value(const GgufValue& a, const GgufValue& b) {
   if (a.type != b.type || a.elem_type != b.elem_type) return false;
   if (a.type == GgufType::ARRAY) {
-    if (a.strings != b.strings || a.ints != b.ints || a.floats.size() != b.floats.size()) return false;
-    for (size_t i = 0; i < a.floats.size(); ++i)  // bitwise (as f32), NaN-safe
-      if (static_cast<float>(a.floats[i]) != static_cast<float>(b.floats[i]) &&
-          !(std::isnan(a.floats[i]) && std::isnan(b.floats[i])))
+    if (a.elem_type != GgufType::FLOAT32 && a.elem_type != GgufType::FLOAT64)
+      return a.array_bytes == b.array_bytes && a.string_ends == b.string_ends;
+    const std::vector<double> af = a.floats(), bf = b.floats();
+    if (af.size() != bf.size()) return false;
+    for (size_t i = 0; i < af.size(); ++i)  // bitwise (as f32), NaN-safe
+      if (static_cast<float>(af[i]) != static_cast<float>(bf[i]) && !(std::isnan(af[i]) && std::isnan(bf[i])))
         return false;
     return true;
   }

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "contrail/core/error.h"
@@ -247,30 +249,25 @@ GgufValue scalar(GgufType t, std::variant<std::monostate, uint64_t, int64_t, dou
   return g;
 }
 
-GgufValue int_array(GgufType elem, std::vector<int64_t> v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = elem;
-  g.ints = std::move(v);
-  return g;
-}
+GgufValue int_array(GgufType elem, std::vector<int64_t> v) { return GgufValue::int_array(elem, v); }
 
-GgufValue float_array(GgufType elem, std::vector<double> v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = elem;
-  g.floats = std::move(v);
-  return g;
-}
+GgufValue float_array(GgufType elem, std::vector<double> v) { return GgufValue::float_array(elem, v); }
 
 void expect_same_value(const GgufValue& a, const GgufValue& b, const std::string& key) {
   EXPECT_EQ(a.type, b.type) << key;
   EXPECT_EQ(a.scalar, b.scalar) << key;
   if (a.type == GgufType::ARRAY) {
     EXPECT_EQ(a.elem_type, b.elem_type) << key;
-    EXPECT_EQ(a.strings, b.strings) << key;
-    EXPECT_EQ(a.ints, b.ints) << key;
-    EXPECT_EQ(a.floats, b.floats) << key;
+    EXPECT_EQ(a.array_size(), b.array_size()) << key;
+    EXPECT_EQ(a.array_bytes, b.array_bytes) << key;
+    EXPECT_EQ(a.string_ends, b.string_ends) << key;
+    if (a.elem_type == GgufType::STRING) {
+      EXPECT_EQ(a.strings(), b.strings()) << key;
+    } else if (a.elem_type == GgufType::FLOAT32 || a.elem_type == GgufType::FLOAT64) {
+      EXPECT_EQ(a.floats(), b.floats()) << key;
+    } else {
+      EXPECT_EQ(a.ints(), b.ints()) << key;
+    }
   }
 }
 
@@ -316,11 +313,7 @@ GgufWriter all_types_writer(std::vector<GgufKV>& kvs, std::vector<TestTensor>& t
       {"a.f64", float_array(GgufType::FLOAT64, {1e-300, -2.5})},
       {"a.empty", int_array(GgufType::INT32, {})},
   };
-  GgufValue strings;
-  strings.type = GgufType::ARRAY;
-  strings.elem_type = GgufType::STRING;
-  strings.strings = {"<unk>", "", "\xe2\x96\x81the", std::string("nul\0inside", 10)};
-  kvs.push_back({"a.string", strings});
+  kvs.push_back({"a.string", GgufValue::string_array({"<unk>", "", "\xe2\x96\x81the", std::string("nul\0inside", 10)})});
 
   tensors = {
       {"f32.2d", DType::F32, {3, 5}, pattern(60, 1)},
@@ -519,6 +512,135 @@ TEST(GgufFile, TypedGettersCheckTypesAndNameTheKey) {
   expect_error([&] { g->tensor("nope"); }, {"getters.gguf", "tensor 'nope' not found"});
 }
 
+// Arrays are kept in the file's encoding and converted on access (a u8 array used to be widened to
+// 8 bytes per element): payload size, values through every accessor, and the builders' checks.
+TEST(GgufFile, ArraysAreStoredCompactlyAndConvertedOnAccess) {
+  GgufWriter w;
+  w.set("u8", GgufValue::int_array(GgufType::UINT8, {0, 7, 255}));
+  w.set("i8", GgufValue::int_array(GgufType::INT8, {-128, 127}));
+  w.set("u16", GgufValue::int_array(GgufType::UINT16, {65535, 1}));
+  w.set("i16", GgufValue::int_array(GgufType::INT16, {-32768, 5}));
+  w.set("b", GgufValue::int_array(GgufType::BOOL, {1, 0, 1, 1}));
+  w.set("u32", GgufValue::int_array(GgufType::UINT32, {4294967295}));
+  w.set("u64", GgufValue::int_array(GgufType::UINT64, {std::numeric_limits<int64_t>::max()}));
+  w.set("f32", GgufValue::float_array(GgufType::FLOAT32, {0.5, -2}));
+  w.set("f64", GgufValue::float_array(GgufType::FLOAT64, {1e-300}));
+  w.set("s", GgufValue::string_array({"", "ab", std::string("c\0d", 3), ""}));
+  const std::vector<uint8_t> img = w.serialize();
+  const auto g = GgufFile::parse(nullptr, img.data(), img.size(), "compact.gguf");
+
+  const std::pair<const char*, size_t> sizes[] = {{"u8", 3},  {"i8", 2},  {"u16", 4}, {"i16", 4}, {"b", 4},
+                                                  {"u32", 4}, {"u64", 8}, {"f32", 8}, {"f64", 8}};
+  for (const auto& [key, bytes] : sizes) {
+    EXPECT_EQ(g->find(key)->array_bytes.size(), bytes) << key;
+    EXPECT_LE(g->find(key)->array_payload_bytes(), bytes + 16) << key;
+  }
+  const GgufValue& s_val = *g->find("s");
+  EXPECT_EQ(s_val.array_bytes.size(), 5u);
+  EXPECT_EQ(s_val.string_ends, (std::vector<uint64_t>{0, 2, 5, 5}));
+  EXPECT_EQ(s_val.strings(), (std::vector<std::string>{"", "ab", std::string("c\0d", 3), ""}));
+  EXPECT_EQ(s_val.string_at(1), "ab");
+
+  EXPECT_EQ(g->get_int_array("u8"), (std::vector<int64_t>{0, 7, 255}));
+  EXPECT_EQ(g->get_int_array("i8"), (std::vector<int64_t>{-128, 127}));
+  EXPECT_EQ(g->get_int_array("u16"), (std::vector<int64_t>{65535, 1}));
+  EXPECT_EQ(g->get_int_array("i16"), (std::vector<int64_t>{-32768, 5}));
+  EXPECT_EQ(g->get_int_array("b"), (std::vector<int64_t>{1, 0, 1, 1}));
+  EXPECT_EQ(g->get_int_array("u32"), (std::vector<int64_t>{4294967295}));
+  EXPECT_EQ(g->get_int_array("u64"), (std::vector<int64_t>{std::numeric_limits<int64_t>::max()}));
+  EXPECT_EQ(g->get_float_array("f32"), (std::vector<float>{0.5f, -2.f}));
+  EXPECT_EQ(g->get_float_array("u8"), (std::vector<float>{0, 7, 255}));
+  EXPECT_EQ(g->find("f64")->float_at(0), 1e-300);
+  EXPECT_EQ(g->find("i16")->int_at(0), -32768);
+  EXPECT_EQ(g->find("b")->to_display(), "[true, false, true, true] (4 x bool)");
+  EXPECT_EQ(g->find("i8")->to_display(), "[-128, 127] (2 x i8)");
+
+  // Accessors check the element type and the index; builders check the values.
+  EXPECT_THROW(g->find("u8")->float_at(0), InvalidArgument);
+  EXPECT_THROW(g->find("f32")->int_at(0), InvalidArgument);
+  EXPECT_THROW(g->find("s")->ints(), InvalidArgument);
+  EXPECT_THROW(g->find("u8")->int_at(3), InvalidArgument);
+  EXPECT_NE(error_of([] { GgufValue::int_array(GgufType::UINT8, {256}); }).find("256 at index 0 does not fit in u8"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { GgufValue::int_array(GgufType::INT16, {1, -40000}); }).find("-40000 at index 1"),
+            std::string::npos);
+  EXPECT_THROW(GgufValue::int_array(GgufType::FLOAT32, {1}), InvalidArgument);
+  EXPECT_THROW(GgufValue::float_array(GgufType::INT32, {1}), InvalidArgument);
+  // The writer refuses what the reader would: a hand-filled bool array holding 2, a ragged array.
+  GgufValue bad_bool = GgufValue::int_array(GgufType::BOOL, {1});
+  bad_bool.array_bytes[0] = 2;
+  EXPECT_NE(error_of([&] { w.set("bad", bad_bool); }).find("does not fit in bool"), std::string::npos);
+  GgufValue ragged = GgufValue::int_array(GgufType::UINT16, {1});
+  ragged.array_bytes.push_back(0);
+  EXPECT_NE(error_of([&] { w.set("bad", ragged); }).find("not a whole number"), std::string::npos);
+  GgufValue bad_ends = GgufValue::string_array({"ab"});
+  bad_ends.string_ends[0] = 3;
+  EXPECT_THROW(w.set("bad", bad_ends), InvalidArgument);
+}
+
+// Anonymous resident memory of this process (heap), from /proc/self/status, in bytes. File-backed
+// pages (the GGUF mapping itself) are not counted.
+size_t rss_anon_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;  // "RssAnon:  123 kB"
+  return 0;
+}
+
+// A GGUF whose metadata holds large u8 / i8 / u16 / i16 / bool / string arrays. Loading used to widen
+// every integer element to an int64_t (8x for u8: a 106 MB file took 936 MB) and every string to a
+// 32-byte std::string: the memory held must stay near the file size.
+TEST(GgufFile, LargeMetadataArraysTakeNoMoreMemoryThanTheFile) {
+  if (rss_anon_bytes() == 0) GTEST_SKIP() << "no RssAnon in /proc/self/status";
+  test::TempDir dir("contrail_gguf_big");
+  const std::string path = dir.file("big_arrays.gguf");
+  constexpr uint64_t kU8 = 50u << 20, kSmall = 2u << 20, kStrings = 1u << 20;
+  {
+    std::ofstream out(path, std::ios::binary);
+    const auto put = [&out](auto x) { out.write(reinterpret_cast<const char*>(&x), sizeof(x)); };
+    const auto key = [&](const std::string& k) {
+      put(uint64_t{k.size()});
+      out.write(k.data(), static_cast<std::streamsize>(k.size()));
+    };
+    out.write("GGUF", 4);
+    put(uint32_t{3});
+    put(uint64_t{0});  // n_tensors
+    put(uint64_t{6});  // n_kv
+    std::vector<char> chunk(1 << 20);
+    const auto array = [&](const std::string& k, GgufType elem, uint64_t n, size_t elem_bytes, char fill) {
+      key(k);
+      put(static_cast<uint32_t>(GgufType::ARRAY));
+      put(static_cast<uint32_t>(elem));
+      put(n);
+      std::fill(chunk.begin(), chunk.end(), fill);
+      for (uint64_t left = n * elem_bytes; left > 0;) {
+        const size_t m = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
+        out.write(chunk.data(), static_cast<std::streamsize>(m));
+        left -= m;
+      }
+    };
+    array("big.u8", GgufType::UINT8, kU8, 1, 7);
+    array("big.i8", GgufType::INT8, kSmall, 1, -3);
+    array("big.u16", GgufType::UINT16, kSmall, 2, 1);
+    array("big.i16", GgufType::INT16, kSmall, 2, 1);
+    array("big.bool", GgufType::BOOL, kSmall, 1, 1);
+    array("big.strings", GgufType::STRING, kStrings, 8, 0);  // empty strings: just the lengths
+    ASSERT_TRUE(out.good());
+  }
+  const size_t file_bytes = fs::file_size(path);
+  const size_t before = rss_anon_bytes();
+  const auto g = GgufFile::open(path);
+  const size_t held = rss_anon_bytes() - std::min(before, rss_anon_bytes());
+  EXPECT_EQ(g->find("big.u8")->array_size(), kU8);
+  EXPECT_EQ(g->find("big.strings")->array_size(), kStrings);
+  EXPECT_EQ(g->get_int_array("big.i8").back(), -3);
+  EXPECT_EQ(g->get_int_array("big.i16").front(), 0x0101);
+  EXPECT_EQ(g->get_int_array("big.bool").size(), kSmall);
+  EXPECT_LE(static_cast<double>(held), 1.5 * static_cast<double>(file_bytes))
+      << "loading a " << file_bytes << "-byte GGUF took " << held << " bytes of heap";
+}
+
 // ---- model loading -------------------------------------------------------------------------------
 
 TEST(GgufModel, Stories260KGgufAndLlama2cGiveTheSameModel) {
@@ -653,6 +775,50 @@ TEST(Llama2cModel, FindsTheTokenizerBesideTheModel) {
   EXPECT_EQ(load_model_file(dir.file("model.bin"), opts).config.n_vocab, 512);
   fs::create_symlink(tok, dir.file("tokenizer.bin"));  // preferred over tok*.bin
   EXPECT_EQ(load_model_file(dir.file("model.bin")).vocab.tokens.size(), 512u);
+}
+
+// LoadOptions::tokenizer_path is for llama2.c checkpoints: with a GGUF or a Hugging Face directory,
+// which carry their own tokenizer, it used to be silently ignored.
+TEST(ModelFile, TokenizerPathIsRejectedForFormatsWithTheirOwnTokenizer) {
+  const std::string gguf = data_path("models/stories260K/stories260K.gguf");
+  const std::string tok = data_path("models/stories260K/tok512.bin");
+  const std::string hf = data_path("golden/tiny-random/llama/hf");
+  CONTRAIL_REQUIRE_DATA(gguf);
+  CONTRAIL_REQUIRE_DATA(tok);
+  CONTRAIL_REQUIRE_DATA(hf + "/config.json");
+  LoadOptions opts;
+  opts.tokenizer_path = tok;
+  for (const std::string& path : {gguf, hf}) {
+    const std::string msg = error_of([&] { load_model_file(path, opts); });
+    for (const std::string& want : {path, tok, std::string("llama2.c checkpoints only")})
+      EXPECT_NE(msg.find(want), std::string::npos) << "'" << want << "' not in: " << msg;
+    EXPECT_THROW(load_model_file(path, opts), InvalidArgument);
+    EXPECT_THROW(load_model_vocab(path, opts), InvalidArgument);
+  }
+}
+
+// The vocabulary alone: a vocab-only GGUF (llama.cpp's ggml-vocab-*.gguf: tokenizer keys, no
+// tensors), a GGUF model, a Hugging Face directory and a llama2.c checkpoint.
+TEST(ModelFile, LoadModelVocabReadsOnlyTheTokenizer) {
+  const std::string vocab_only = data_path("golden/tokenizers/vocab/ggml-vocab-llama-spm.gguf");
+  const std::string gguf = data_path("models/stories260K/stories260K.gguf");
+  const std::string bin = data_path("models/stories260K/stories260K.bin");
+  const std::string hf = data_path("golden/tiny-random/llama/hf");
+  CONTRAIL_REQUIRE_DATA(vocab_only);
+  CONTRAIL_REQUIRE_DATA(gguf);
+  CONTRAIL_REQUIRE_DATA(bin);
+  CONTRAIL_REQUIRE_DATA(hf + "/config.json");
+  EXPECT_TRUE(GgufFile::open(vocab_only)->tensors().empty());
+  EXPECT_THROW(load_model_file(vocab_only), FormatError);  // no weights to run
+  EXPECT_EQ(load_model_vocab(vocab_only).tokens.size(), 32000u);
+  EXPECT_EQ(load_model_vocab(gguf).tokens, load_model_file(gguf).vocab.tokens);
+  EXPECT_EQ(load_model_vocab(bin).tokens, load_model_file(bin).vocab.tokens);
+  EXPECT_EQ(load_model_vocab(hf).tokens, load_model_file(hf).vocab.tokens);
+  // A tokenizer-only Hugging Face directory (no config.json, no weights) is enough.
+  test::TempDir dir("contrail_vocab");
+  for (const char* f : {"tokenizer.model", "tokenizer_config.json"})
+    fs::create_symlink(fs::path(hf) / f, dir.file(f));
+  EXPECT_EQ(load_model_vocab(dir.path()).tokens.size(), load_model_file(hf).vocab.tokens.size());
 }
 
 }  // namespace

@@ -5,20 +5,30 @@
 //
 // Hand-made images are encoded here byte by byte (not with GgufWriter), so the reader is checked
 // against an independent encoding of the spec.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <limits>
 #include <map>
 #include <random>
 
 #include "contrail/core/error.h"
+#include "contrail/core/mapped_file.h"
 #include "contrail/model/gguf.h"
 #include "contrail/model/model_file.h"
+#include "contrail/model/safetensors.h"
+#include "contrail/tokenizer/hf_tokenizer.h"
+#include "contrail/tokenizer/vocab.h"
 #include "model/loader_detail.h"
 #include "test_util.h"
 
@@ -507,6 +517,130 @@ void mutate(std::vector<uint8_t>& b, size_t hot, std::mt19937_64& rng) {
       b.resize(offset(b.size() + 1));
       break;
   }
+}
+
+// ---- Paths that are not regular files -----------------------------------------------------------
+// Opening a FIFO for reading blocks until a writer appears, so a loader that opens before checking
+// the type hangs (`mkfifo f.gguf; contrail info f.gguf`). Every file a loader reads must be
+// rejected without blocking, with an Error naming the path and its type.
+
+// Runs load() on another thread; it must throw contrail::Error containing `path` and `type`. A
+// loader that blocks fails the test after 10 s instead of hanging it: the FIFO is then opened for
+// writing and closed, which releases the blocked open().
+void expect_rejected_without_blocking(const std::string& what, const std::string& path, const std::string& type,
+                                      const std::function<void()>& load) {
+  std::future<std::string> result = std::async(std::launch::async, [&load]() -> std::string {
+    try {
+      load();
+      return "accepted";
+    } catch (const Error& e) {
+      return std::string("Error: ") + e.what();
+    } catch (const std::exception& e) {
+      return std::string("wrong exception type: ") + e.what();
+    }
+  });
+  if (result.wait_for(std::chrono::seconds(10)) == std::future_status::timeout) {
+    ADD_FAILURE() << what << ": blocked for 10 s opening " << path;
+    for (int i = 0; i < 200 && result.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready; ++i) {
+      const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // succeeds once a reader waits
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  const std::string r = result.get();
+  EXPECT_EQ(r.rfind("Error: ", 0), 0u) << what << ": " << r;
+  EXPECT_NE(r.find(path), std::string::npos) << what << ": the error does not name " << path << ": " << r;
+  EXPECT_NE(r.find(type), std::string::npos) << what << ": the error does not say '" << type << "': " << r;
+}
+
+std::string make_fifo(const std::string& path) {
+  if (::mkfifo(path.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + path + ": " + std::strerror(errno));
+  return path;
+}
+
+TEST(HostileFiles, FifoModelPathsAreRejectedWithoutBlocking) {
+  const std::string model_bin = test::data_path("models/stories260K/stories260K.bin");
+  const std::string tok_bin = test::data_path("models/stories260K/tok512.bin");
+  CONTRAIL_REQUIRE_DATA(model_bin);
+  CONTRAIL_REQUIRE_DATA(tok_bin);
+  test::TempDir dir("contrail_fifo");
+  const std::string fifo = make_fifo(dir.file("model.gguf"));
+  const std::string kFifo = "FIFO";
+  expect_rejected_without_blocking("load_model_file", fifo, kFifo, [&] { load_model_file(fifo); });
+  expect_rejected_without_blocking("load_gguf_model", fifo, kFifo, [&] { load_gguf_model(fifo); });
+  expect_rejected_without_blocking("GgufFile::open", fifo, kFifo, [&] { GgufFile::open(fifo); });
+  expect_rejected_without_blocking("MappedFile::open", fifo, kFifo, [&] { MappedFile::open(fifo); });
+  expect_rejected_without_blocking("SafetensorsFile::open", fifo, kFifo, [&] { SafetensorsFile::open(fifo); });
+  expect_rejected_without_blocking("load_llama2c_model", fifo, kFifo, [&] { load_llama2c_model(fifo, tok_bin); });
+  expect_rejected_without_blocking("llama2.c tokenizer", fifo, kFifo, [&] { load_llama2c_model(model_bin, fifo); });
+  expect_rejected_without_blocking("load_model_file tokenizer_path", fifo, kFifo,
+                                   [&] { load_model_file(model_bin, LoadOptions{fifo}); });
+  expect_rejected_without_blocking("load_llama2c_vocab", fifo, kFifo, [&] { load_llama2c_vocab(fifo, 512); });
+  expect_rejected_without_blocking("load_hf_tokenizer_json", fifo, kFifo, [&] { load_hf_tokenizer_json(fifo); });
+  expect_rejected_without_blocking("load_sentencepiece_model", fifo, kFifo, [&] { load_sentencepiece_model(fifo); });
+  expect_rejected_without_blocking("load_tiktoken_model", fifo, kFifo, [&] { load_tiktoken_model(fifo); });
+  expect_rejected_without_blocking("load_model_vocab", fifo, kFifo, [&] { load_model_vocab(fifo); });
+  expect_rejected_without_blocking("load_model_vocab tokenizer_path", fifo, kFifo,
+                                   [&] { load_model_vocab(model_bin, LoadOptions{fifo}); });
+  // Other kinds of non-regular files are named too.
+  expect_rejected_without_blocking("a directory", dir.path(), "a directory", [&] { GgufFile::open(dir.path()); });
+  expect_rejected_without_blocking("a character device", "/dev/null", "a character device",
+                                   [&] { load_model_file("/dev/null"); });
+}
+
+// A Hugging Face directory (the tiny-random checkpoints) whose files are symbolic links to the
+// real ones, except `fifo_name`, a FIFO.
+std::string hf_dir_with_fifo(const test::TempDir& tmp, const std::string& src, const std::string& fifo_name,
+                             const std::vector<std::string>& skip = {}) {
+  const fs::path d = fs::path(tmp.path()) / ("hf_" + std::to_string(std::hash<std::string>()(src + fifo_name)));
+  fs::create_directories(d);
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string name = e.path().filename().string();
+    if (name == fifo_name || std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+    fs::create_symlink(e.path(), d / name);
+  }
+  return make_fifo((d / fifo_name).string());
+}
+
+TEST(HostileFiles, FifoFilesInAHuggingFaceDirectoryAreRejectedWithoutBlocking) {
+  const std::string spm = test::data_path("golden/tiny-random/llama/hf");     // tokenizer.model
+  const std::string json = test::data_path("golden/tiny-random/gpt2/hf");     // tokenizer.json
+  CONTRAIL_REQUIRE_DATA(spm + "/config.json");
+  CONTRAIL_REQUIRE_DATA(json + "/config.json");
+  test::TempDir tmp("contrail_fifo_hf");
+  struct Case {
+    std::string src, fifo;
+    std::vector<std::string> skip;  // source files left out
+  };
+  const std::vector<Case> cases = {
+      {spm, "config.json", {}},
+      {spm, "model.safetensors", {}},
+      {spm, "model.safetensors.index.json", {"model.safetensors"}},
+      {spm, "tokenizer.model", {}},
+      {spm, "tokenizer_config.json", {}},
+      {spm, "added_tokens.json", {}},
+      {spm, "special_tokens_map.json", {}},
+      {spm, "generation_config.json", {}},
+      {spm, "chat_template.jinja", {}},
+      {json, "tokenizer.json", {}},
+      {json, "tokenizer_config.json", {}},
+  };
+  for (const Case& c : cases) {
+    const std::string fifo = hf_dir_with_fifo(tmp, c.src, c.fifo, c.skip);
+    const std::string dir = fs::path(fifo).parent_path().string();
+    expect_rejected_without_blocking("load_model_file with a FIFO " + c.fifo, fifo, "FIFO",
+                                     [&] { load_model_file(dir); });
+    if (c.fifo.find("safetensors") == std::string::npos && c.fifo != "config.json")
+      expect_rejected_without_blocking("load_hf_tokenizer with a FIFO " + c.fifo, fifo, "FIFO",
+                                       [&] { load_hf_tokenizer(dir); });
+  }
+  // A shard named by the index.
+  const fs::path d = fs::path(tmp.path()) / "sharded";
+  fs::create_directories(d);
+  fs::create_symlink(fs::path(spm) / "config.json", d / "config.json");
+  std::ofstream(d / "model.safetensors.index.json")
+      << R"({"metadata": {}, "weight_map": {"model.embed_tokens.weight": "model-00001-of-00001.safetensors"}})";
+  const std::string shard = make_fifo((d / "model-00001-of-00001.safetensors").string());
+  expect_rejected_without_blocking("a FIFO shard", shard, "FIFO", [&] { load_model_file(d.string()); });
 }
 
 TEST(FuzzGguf, DeterministicMutationsNeverCrash) {

@@ -13,10 +13,37 @@
 
 namespace contrail {
 
+namespace {
+
+// What a non-regular file is, for the error message.
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+[[noreturn]] void not_regular(const std::string& path, mode_t mode) {
+  throw Error(fmt::format("'{}' is {}, not a regular file (model, tokenizer and config files must be regular files)",
+                          path, file_type_name(mode)));
+}
+
+}  // namespace
+
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  // The type is checked before open(): opening a FIFO for reading blocks until a writer appears,
+  // and opening a device can have side effects. O_NONBLOCK covers the file being replaced between
+  // stat() and open() (a FIFO then opens at once and fails the fstat() check below); it has no
+  // effect on a regular file, which is only mmap()ed.
   struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) not_regular(path, st.st_mode);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw Error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
@@ -24,7 +51,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error(fmt::format("'{}' is not a regular file", path));
+    not_regular(path, st.st_mode);
   }
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;

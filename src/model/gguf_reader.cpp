@@ -12,6 +12,7 @@
 
 #include "contrail/core/error.h"
 #include "contrail/model/gguf.h"
+#include "model/gguf_detail.h"
 
 namespace contrail {
 namespace {
@@ -28,28 +29,10 @@ constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
 
-bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::FLOAT64); }
-
-bool is_unsigned(GgufType t) {
-  return t == GgufType::UINT8 || t == GgufType::UINT16 || t == GgufType::UINT32 || t == GgufType::UINT64;
-}
-bool is_signed(GgufType t) {
-  return t == GgufType::INT8 || t == GgufType::INT16 || t == GgufType::INT32 || t == GgufType::INT64;
-}
-bool is_integer(GgufType t) { return is_unsigned(t) || is_signed(t); }
-bool is_float(GgufType t) { return t == GgufType::FLOAT32 || t == GgufType::FLOAT64; }
-
-// Encoded size of one element of a fixed-size type; 0 for STRING and ARRAY.
-size_t fixed_size(GgufType t) {
-  switch (t) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: return 1;
-    case GgufType::UINT16: case GgufType::INT16: return 2;
-    case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: return 4;
-    case GgufType::UINT64: case GgufType::INT64: case GgufType::FLOAT64: return 8;
-    case GgufType::STRING: case GgufType::ARRAY: return 0;
-  }
-  return 0;
-}
+using detail::gguf_fixed_size;
+using detail::gguf_is_float;
+using detail::gguf_is_integer;
+using detail::gguf_valid_type;
 
 // Alignment every element/block of a tensor can count on when the tensor starts at a multiple of
 // it: the largest power of two dividing the block size, at most 8.
@@ -59,18 +42,7 @@ size_t element_alignment(size_t type_size) {
   return a;
 }
 
-// Printable form of untrusted bytes: control characters, quote and backslash escaped; bytes
-// >= 0x80 pass through so UTF-8 text stays readable.
-std::string escape_bytes(const uint8_t* p, size_t n) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    if (p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\' && p[i] != '"')
-      s += static_cast<char>(p[i]);
-    else
-      s += fmt::format("\\x{:02x}", p[i]);
-  }
-  return s;
-}
+std::string escape_bytes(const uint8_t* p, size_t n) { return detail::gguf_escape_bytes(p, n); }
 
 // Parser state shared by the helpers below.
 class Parser {
@@ -104,39 +76,27 @@ class Parser {
     return s;
   }
 
-  // One scalar of type t, appended to the matching container of an array value, or stored as
-  // the scalar of a value (array == false).
-  void scalar(GgufType t, GgufValue& v, bool array, const std::string& what) {
+  // One scalar value of type t.
+  void scalar(GgufType t, GgufValue& v, const std::string& what) {
     const char* w = what.c_str();
     switch (t) {
-      case GgufType::UINT8: return store_u(v, array, r_.u8(w), what);
-      case GgufType::UINT16: return store_u(v, array, r_.u16(w), what);
-      case GgufType::UINT32: return store_u(v, array, r_.u32(w), what);
-      case GgufType::UINT64: return store_u(v, array, r_.u64(w), what);
-      case GgufType::INT8: return store_i(v, array, static_cast<int8_t>(r_.u8(w)));
-      case GgufType::INT16: return store_i(v, array, static_cast<int16_t>(r_.u16(w)));
-      case GgufType::INT32: return store_i(v, array, r_.i32(w));
-      case GgufType::INT64: return store_i(v, array, r_.i64(w));
-      case GgufType::FLOAT32: return store_f(v, array, r_.f32(w));
-      case GgufType::FLOAT64: return store_f(v, array, r_.f64(w));
+      case GgufType::UINT8: v.scalar = uint64_t{r_.u8(w)}; return;
+      case GgufType::UINT16: v.scalar = uint64_t{r_.u16(w)}; return;
+      case GgufType::UINT32: v.scalar = uint64_t{r_.u32(w)}; return;
+      case GgufType::UINT64: v.scalar = r_.u64(w); return;
+      case GgufType::INT8: v.scalar = int64_t{static_cast<int8_t>(r_.u8(w))}; return;
+      case GgufType::INT16: v.scalar = int64_t{static_cast<int16_t>(r_.u16(w))}; return;
+      case GgufType::INT32: v.scalar = int64_t{r_.i32(w)}; return;
+      case GgufType::INT64: v.scalar = r_.i64(w); return;
+      case GgufType::FLOAT32: v.scalar = double{r_.f32(w)}; return;
+      case GgufType::FLOAT64: v.scalar = r_.f64(w); return;
       case GgufType::BOOL: {
         const uint8_t b = r_.u8(w);
-        if (b > 1)
-          throw FormatError(fmt::format("{}: {} is a bool with byte value {} (must be 0 or 1)", src_, what, b));
-        if (array)
-          v.ints.push_back(b);
-        else
-          v.scalar = b == 1;
+        check_bool(b, what);
+        v.scalar = b == 1;
         return;
       }
-      case GgufType::STRING: {
-        std::string s = string(std::numeric_limits<uint64_t>::max(), what);
-        if (array)
-          v.strings.push_back(std::move(s));
-        else
-          v.scalar = std::move(s);
-        return;
-      }
+      case GgufType::STRING: v.scalar = string(std::numeric_limits<uint64_t>::max(), what); return;
       case GgufType::ARRAY: break;
     }
     throw FormatError(fmt::format("{}: {} has unexpected type {}", src_, what, static_cast<uint32_t>(t)));
@@ -144,64 +104,81 @@ class Parser {
 
   GgufValue value(uint32_t type_id, const std::string& key) {
     const std::string what = fmt::format("value of key '{}'", key);
-    if (!valid_value_type(type_id))
+    if (!gguf_valid_type(type_id))
       throw FormatError(fmt::format("{}: key '{}' has unknown value type {} (valid types are 0..12)", src_, key, type_id));
     GgufValue v;
     v.type = static_cast<GgufType>(type_id);
     if (v.type != GgufType::ARRAY) {
-      scalar(v.type, v, false, what);
+      scalar(v.type, v, what);
       return v;
     }
     const uint32_t elem_id = r_.u32((what + " array element type").c_str());
     if (elem_id == static_cast<uint32_t>(GgufType::ARRAY))
       throw FormatError(fmt::format("{}: key '{}' is an array of arrays (nested arrays are not supported)", src_, key));
-    if (!valid_value_type(elem_id))
+    if (!gguf_valid_type(elem_id))
       throw FormatError(
           fmt::format("{}: key '{}' is an array of unknown value type {} (valid types are 0..12)", src_, key, elem_id));
     v.elem_type = static_cast<GgufType>(elem_id);
     const uint64_t n = r_.u64((what + " array length").c_str());
     // Every element takes at least its fixed size, or 8 bytes (its length) for a string.
-    const size_t min_elem = v.elem_type == GgufType::STRING ? 8 : fixed_size(v.elem_type);
+    const size_t min_elem = v.elem_type == GgufType::STRING ? 8 : gguf_fixed_size(v.elem_type);
     if (n > r_.remaining() / min_elem)
       throw FormatError(fmt::format(
           "{}: key '{}' declares an array of {} {} values, which cannot fit in the {} bytes left in the file "
           "(file size {})",
           src_, key, n, gguf_type_name(v.elem_type), r_.remaining(), r_.size()));
-    if (v.elem_type == GgufType::STRING)
-      v.strings.reserve(static_cast<size_t>(n));
-    else if (is_float(v.elem_type))
-      v.floats.reserve(static_cast<size_t>(n));
-    else
-      v.ints.reserve(static_cast<size_t>(n));
     const std::string elem_what = what + " array element";
-    for (uint64_t i = 0; i < n; ++i) scalar(v.elem_type, v, true, elem_what);
+    if (v.elem_type == GgufType::STRING) {
+      string_array(v, static_cast<size_t>(n), elem_what);
+    } else {
+      // Kept as encoded (GgufValue's compact form); n * min_elem <= remaining, so no overflow.
+      const size_t nbytes = static_cast<size_t>(n) * min_elem;
+      const uint8_t* p = r_.bytes(nbytes, elem_what.c_str());
+      v.array_bytes.assign(p, p + nbytes);
+      check_array_elements(v, elem_what);
+    }
     return v;
   }
 
  private:
-  void store_u(GgufValue& v, bool array, uint64_t x, const std::string& what) {
-    if (!array) {
-      v.scalar = x;
-      return;
-    }
-    if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      throw FormatError(fmt::format("{}: {} {} exceeds the supported maximum {}", src_, what, x,
-                                    std::numeric_limits<int64_t>::max()));
-    v.ints.push_back(static_cast<int64_t>(x));
-  }
-  static void store_i(GgufValue& v, bool array, int64_t x) {
-    if (array)
-      v.ints.push_back(x);
-    else
-      v.scalar = x;
-  }
-  static void store_f(GgufValue& v, bool array, double x) {
-    if (array)
-      v.floats.push_back(x);
-    else
-      v.scalar = x;
+  void check_bool(uint8_t b, const std::string& what) const {
+    if (b > 1) throw FormatError(fmt::format("{}: {} is a bool with byte value {} (must be 0 or 1)", src_, what, b));
   }
 
+  // Values GgufValue cannot hand out: bools other than 0/1 and u64 elements above INT64_MAX
+  // (int_at returns int64_t).
+  void check_array_elements(const GgufValue& v, const std::string& what) const {
+    const size_t n = v.array_size();
+    if (v.elem_type == GgufType::BOOL) {
+      for (size_t i = 0; i < n; ++i) check_bool(v.array_bytes[i], what);
+    } else if (v.elem_type == GgufType::UINT64) {
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t x;
+        std::memcpy(&x, v.array_bytes.data() + 8 * i, 8);
+        if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+          throw FormatError(fmt::format("{}: {} {} exceeds the supported maximum {} (element #{})", src_, what, x,
+                                        std::numeric_limits<int64_t>::max(), i));
+      }
+    }
+  }
+
+  // n strings (u64 length + bytes each) into the blob + end offsets of GgufValue. The caller has
+  // checked that n length fields fit in the file; the blob grows only with bytes actually read.
+  void string_array(GgufValue& v, size_t n, const std::string& what) {
+    v.string_ends.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t len = r_.u64((what + " length").c_str());
+      if (len > r_.remaining())
+        throw FormatError(fmt::format("{}: {} length {} at offset {} exceeds the {} bytes left in the file (file size {})",
+                                      src_, what, len, r_.offset() - 8, r_.remaining(), r_.size()));
+      const uint8_t* p = r_.bytes(static_cast<size_t>(len), what.c_str());
+      v.array_bytes.insert(v.array_bytes.end(), p, p + len);
+      v.string_ends.push_back(v.array_bytes.size());
+    }
+    v.array_bytes.shrink_to_fit();
+  }
+
+ private:
   ByteReader r_;
   const std::string& src_;
 };
@@ -225,42 +202,6 @@ std::string_view gguf_type_name(GgufType t) {
     case GgufType::FLOAT64: return "f64";
   }
   return "unknown";
-}
-
-size_t GgufValue::array_size() const {
-  if (type != GgufType::ARRAY) return 0;
-  if (elem_type == GgufType::STRING) return strings.size();
-  if (is_float(elem_type)) return floats.size();
-  return ints.size();
-}
-
-std::string GgufValue::to_display(size_t max_items) const {
-  const auto quote = [](const std::string& s) {
-    return fmt::format("\"{}\"", escape_bytes(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
-  };
-  if (type != GgufType::ARRAY) {
-    if (const auto* u = std::get_if<uint64_t>(&scalar)) return fmt::format("{}", *u);
-    if (const auto* i = std::get_if<int64_t>(&scalar)) return fmt::format("{}", *i);
-    if (const auto* d = std::get_if<double>(&scalar)) return fmt::format("{}", *d);
-    if (const auto* b = std::get_if<bool>(&scalar)) return *b ? "true" : "false";
-    if (const auto* s = std::get_if<std::string>(&scalar)) return quote(*s);
-    return "(none)";
-  }
-  const size_t n = array_size();
-  std::string out = "[";
-  for (size_t i = 0; i < n && i < max_items; ++i) {
-    if (i) out += ", ";
-    if (elem_type == GgufType::STRING)
-      out += quote(strings[i]);
-    else if (is_float(elem_type))
-      out += fmt::format("{}", floats[i]);
-    else if (elem_type == GgufType::BOOL)
-      out += ints[i] ? "true" : "false";
-    else
-      out += fmt::format("{}", ints[i]);
-  }
-  if (n > max_items) out += ", ...";
-  return out + fmt::format("] ({} x {})", n, gguf_type_name(elem_type));
 }
 
 std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
@@ -323,7 +264,7 @@ void GgufFile::parse_all() {
 
   alignment_ = kDefaultAlignment;
   if (const GgufValue* a = find("general.alignment")) {
-    if (a->type == GgufType::ARRAY || !is_integer(a->type))
+    if (a->type == GgufType::ARRAY || !gguf_is_integer(a->type))
       throw FormatError(fmt::format("{}: key 'general.alignment' has type {}, expected an integer", src,
                                     gguf_type_name(a->type)));
     const auto* u = std::get_if<uint64_t>(&a->scalar);
@@ -415,7 +356,7 @@ namespace {
 }
 
 int64_t as_int(const std::string& src, std::string_view key, const GgufValue& v) {
-  if (v.type == GgufType::ARRAY || !is_integer(v.type)) wrong_type(src, key, v, "an integer");
+  if (v.type == GgufType::ARRAY || !gguf_is_integer(v.type)) wrong_type(src, key, v, "an integer");
   if (const auto* u = std::get_if<uint64_t>(&v.scalar)) {
     if (*u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       throw FormatError(fmt::format("{}: key '{}' value {} exceeds the supported maximum {}", src, key, *u,
@@ -426,8 +367,8 @@ int64_t as_int(const std::string& src, std::string_view key, const GgufValue& v)
 }
 
 double as_float(const std::string& src, std::string_view key, const GgufValue& v) {
-  if (v.type != GgufType::ARRAY && is_float(v.type)) return std::get<double>(v.scalar);
-  if (v.type != GgufType::ARRAY && is_integer(v.type)) {
+  if (v.type != GgufType::ARRAY && gguf_is_float(v.type)) return std::get<double>(v.scalar);
+  if (v.type != GgufType::ARRAY && gguf_is_integer(v.type)) {
     if (const auto* u = std::get_if<uint64_t>(&v.scalar)) return static_cast<double>(*u);
     return static_cast<double>(std::get<int64_t>(v.scalar));
   }
@@ -487,21 +428,23 @@ bool GgufFile::get_bool(std::string_view key, bool def) const {
 
 std::vector<std::string> GgufFile::get_string_array(std::string_view key) const {
   return array_of(source_, key, find(key), [](GgufType t) { return t == GgufType::STRING; }, "an array of strings")
-      .strings;
+      .strings();
 }
 
 std::vector<float> GgufFile::get_float_array(std::string_view key) const {
   const GgufValue& v = array_of(
-      source_, key, find(key), [](GgufType t) { return is_float(t) || is_integer(t); }, "an array of numbers");
-  if (is_float(v.elem_type)) return std::vector<float>(v.floats.begin(), v.floats.end());
-  return std::vector<float>(v.ints.begin(), v.ints.end());
+      source_, key, find(key), [](GgufType t) { return gguf_is_float(t) || gguf_is_integer(t); }, "an array of numbers");
+  std::vector<float> out(v.array_size());
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = gguf_is_float(v.elem_type) ? static_cast<float>(v.float_at(i)) : static_cast<float>(v.int_at(i));
+  return out;
 }
 
 std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {
   return array_of(
-             source_, key, find(key), [](GgufType t) { return is_integer(t) || t == GgufType::BOOL; },
+             source_, key, find(key), [](GgufType t) { return gguf_is_integer(t) || t == GgufType::BOOL; },
              "an array of integers")
-      .ints;
+      .ints();
 }
 
 const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {

@@ -36,10 +36,12 @@ std::vector<float> read_scores(const GgufFile& g, const char* key) {
   switch (v->elem_type) {
     case GgufType::FLOAT32:
     case GgufType::FLOAT64:
-      out.assign(v->floats.begin(), v->floats.end());
+      out.resize(v->array_size());
+      for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(v->float_at(i));
       break;
     case GgufType::INT32:
-      out.assign(v->ints.begin(), v->ints.end());
+      out.resize(v->array_size());
+      for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(v->int_at(i));
       break;
     default:
       throw FormatError(fmt::format("{}: {} is an array of {}, expected float32", g.path(), key,

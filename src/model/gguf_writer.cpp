@@ -14,6 +14,7 @@
 
 #include "contrail/core/error.h"
 #include "contrail/model/gguf.h"
+#include "model/gguf_detail.h"
 
 namespace contrail {
 namespace {
@@ -24,13 +25,10 @@ constexpr size_t kMaxKeyLength = 65535;
 constexpr size_t kMaxTensorNameLength = 64;
 constexpr const char* kAlignmentKey = "general.alignment";
 
-bool is_unsigned(GgufType t) {
-  return t == GgufType::UINT8 || t == GgufType::UINT16 || t == GgufType::UINT32 || t == GgufType::UINT64;
-}
-bool is_signed(GgufType t) {
-  return t == GgufType::INT8 || t == GgufType::INT16 || t == GgufType::INT32 || t == GgufType::INT64;
-}
-bool is_float(GgufType t) { return t == GgufType::FLOAT32 || t == GgufType::FLOAT64; }
+using detail::gguf_fixed_size;
+using detail::gguf_is_float;
+using detail::gguf_is_signed;
+using detail::gguf_is_unsigned;
 
 // Inclusive value range of an integer type, as (min, max) in the widened representations.
 std::pair<int64_t, uint64_t> int_range(GgufType t) {
@@ -56,7 +54,7 @@ void check_int(const std::string& key, GgufType t, int64_t v) {
 
 // Throws InvalidArgument unless `v` holds exactly what its declared type says.
 void check_value(const std::string& key, const GgufValue& v) {
-  const auto bad = [&](const char* why) {
+  const auto bad = [&](const std::string& why) {
     return InvalidArgument(fmt::format("GgufWriter: key '{}' ({}): {}", key, gguf_type_name(v.type), why));
   };
   if (static_cast<uint32_t>(v.type) > static_cast<uint32_t>(GgufType::FLOAT64)) throw bad("unknown value type");
@@ -65,22 +63,43 @@ void check_value(const std::string& key, const GgufValue& v) {
         v.elem_type == GgufType::ARRAY)
       throw bad("array element type must be a scalar type");
     const GgufType e = v.elem_type;
-    const bool strings = e == GgufType::STRING, floats = is_float(e), ints = !strings && !floats;
-    if ((!strings && !v.strings.empty()) || (!floats && !v.floats.empty()) || (!ints && !v.ints.empty()))
-      throw bad("array data is stored in the container of another element type");
-    for (int64_t x : v.ints) check_int(key, e, x);
+    if (e == GgufType::STRING) {
+      uint64_t prev = 0;
+      for (uint64_t end : v.string_ends) {
+        if (end < prev || end > v.array_bytes.size()) throw bad("string_ends are not ascending offsets into array_bytes");
+        prev = end;
+      }
+      if (prev != v.array_bytes.size()) throw bad("array_bytes holds bytes after the last string");
+      return;
+    }
+    const size_t es = gguf_fixed_size(e);
+    if (!v.string_ends.empty() || v.array_bytes.size() % es != 0)
+      throw bad(fmt::format("array_bytes ({} bytes) is not a whole number of {}-byte {} elements", v.array_bytes.size(),
+                            es, gguf_type_name(e)));
+    // What the reader refuses: bools other than 0/1, u64 elements above INT64_MAX (int_at's range).
+    if (e == GgufType::BOOL || e == GgufType::UINT64)
+      for (size_t i = 0; i < v.array_size(); ++i) {
+        if (e == GgufType::BOOL && v.array_bytes[i] > 1)
+          throw InvalidArgument(fmt::format("GgufWriter: key '{}': element {} value {} does not fit in bool", key, i,
+                                            v.array_bytes[i]));
+        uint64_t u = 0;
+        if (e == GgufType::UINT64) std::memcpy(&u, v.array_bytes.data() + 8 * i, 8);
+        if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+          throw InvalidArgument(fmt::format("GgufWriter: key '{}': element {} value {} exceeds the readable maximum {}",
+                                            key, i, u, std::numeric_limits<int64_t>::max()));
+      }
     return;
   }
-  if (is_unsigned(v.type)) {
+  if (gguf_is_unsigned(v.type)) {
     const auto* u = std::get_if<uint64_t>(&v.scalar);
     if (!u) throw bad("scalar must hold a uint64_t");
     if (*u > int_range(v.type).second)
       throw InvalidArgument(fmt::format("GgufWriter: key '{}': value {} does not fit in {}", key, *u, gguf_type_name(v.type)));
-  } else if (is_signed(v.type)) {
+  } else if (gguf_is_signed(v.type)) {
     const auto* i = std::get_if<int64_t>(&v.scalar);
     if (!i) throw bad("scalar must hold an int64_t");
     check_int(key, v.type, *i);
-  } else if (is_float(v.type)) {
+  } else if (gguf_is_float(v.type)) {
     if (!std::holds_alternative<double>(v.scalar)) throw bad("scalar must hold a double");
   } else if (v.type == GgufType::BOOL) {
     if (!std::holds_alternative<bool>(v.scalar)) throw bad("scalar must hold a bool");
@@ -99,7 +118,7 @@ class Sink {
     std::memcpy(b, &x, sizeof(T));
     out_.insert(out_.end(), b, b + sizeof(T));
   }
-  void str(const std::string& s) {
+  void str(std::string_view s) {
     put<uint64_t>(s.size());
     out_.insert(out_.end(), s.begin(), s.end());
   }
@@ -120,9 +139,11 @@ class Sink {
     if (v.type == GgufType::ARRAY) {
       put(static_cast<uint32_t>(v.elem_type));
       put<uint64_t>(v.array_size());
-      for (const std::string& s : v.strings) str(s);
-      for (int64_t x : v.ints) scalar(v.elem_type, static_cast<uint64_t>(x), 0);
-      for (double x : v.floats) scalar(v.elem_type, 0, x);
+      if (v.elem_type == GgufType::STRING) {
+        for (size_t i = 0; i < v.array_size(); ++i) str(v.string_at(i));
+      } else {
+        out_.insert(out_.end(), v.array_bytes.begin(), v.array_bytes.end());  // already the file's encoding
+      }
       return;
     }
     if (const auto* u = std::get_if<uint64_t>(&v.scalar)) return scalar(v.type, *u, 0);
@@ -209,27 +230,15 @@ void GgufWriter::set_bool(std::string key, bool v) {
 }
 
 void GgufWriter::set_string_array(std::string key, std::vector<std::string> v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = GgufType::STRING;
-  g.strings = std::move(v);
-  set(std::move(key), std::move(g));
+  set(std::move(key), GgufValue::string_array(v));
 }
 
 void GgufWriter::set_f32_array(std::string key, const std::vector<float>& v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = GgufType::FLOAT32;
-  g.floats.assign(v.begin(), v.end());
-  set(std::move(key), std::move(g));
+  set(std::move(key), GgufValue::float_array(GgufType::FLOAT32, std::vector<double>(v.begin(), v.end())));
 }
 
 void GgufWriter::set_i32_array(std::string key, const std::vector<int32_t>& v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = GgufType::INT32;
-  g.ints.assign(v.begin(), v.end());
-  set(std::move(key), std::move(g));
+  set(std::move(key), GgufValue::int_array(GgufType::INT32, std::vector<int64_t>(v.begin(), v.end())));
 }
 
 void GgufWriter::check_new_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,

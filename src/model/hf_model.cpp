@@ -206,7 +206,8 @@ ModelFile load_hf_model(const std::string& dir_str) {
   const std::filesystem::path dir(dir_str);
   const std::string cpath = (dir / "config.json").string();
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(cpath, ec))
+  // Present but not a regular file (a FIFO, a directory): MappedFile names its type below.
+  if (!std::filesystem::exists(cpath, ec))
     throw FormatError(fmt::format("{}: not a Hugging Face checkpoint directory: config.json is missing", dir_str));
   const json cj = detail::read_json_object_file(cpath);
   detail::HfConfig hc = detail::read_hf_config(cj, cpath);

@@ -233,4 +233,13 @@ ModelFile load_llama2c_model(const std::string& path, const std::string& tokeniz
   return m;
 }
 
+VocabData load_llama2c_model_vocab(const std::string& path, const std::string& tokenizer_path) {
+  int64_t n_vocab = 0;
+  {
+    const std::shared_ptr<MappedFile> file = MappedFile::open(path);
+    n_vocab = detail::parse_llama2c_header(file->data(), file->size(), path).vocab_size;
+  }
+  return load_llama2c_vocab(tokenizer_path.empty() ? find_llama2c_tokenizer(path) : tokenizer_path, n_vocab);
+}
+
 }  // namespace contrail

@@ -93,6 +93,31 @@ bench::Progress progress_bar(bool enabled, double t0) {
   };
 }
 
+// Every option given must act: options of plain `contrail bench` (read only without `serve`) and
+// options that only one dataset or mode reads are rejected instead of being silently ignored.
+void reject_unused_options(const CLI::App& bench, const CLI::App& sub, const ServeBenchArgs& a) {
+  for (const CLI::Option* o : bench.get_options())
+    if (o != bench.get_help_ptr() && o->count() > 0)
+      throw InvalidArgument(fmt::format("{} is an option of `contrail bench` (the local speed test) and does nothing "
+                                        "with `bench serve`; give `bench serve` options after `serve`",
+                                        o->get_name()));
+  const bool sharegpt = a.dataset == "sharegpt", random = a.dataset == "random",
+             shared_prefix = a.dataset == "shared-prefix";
+  if (!sharegpt && !random && !shared_prefix) return;  // bench_serve names the valid datasets
+  const auto only = [&sub](const char* opt, bool applies, const char* where) {
+    if (sub.count(opt) > 0 && !applies)
+      throw InvalidArgument(fmt::format("{} applies only {}; here it would be ignored", opt, where));
+  };
+  only("--dataset-path", sharegpt, "to --dataset sharegpt");
+  only("--max-input-length", sharegpt, "to --dataset sharegpt");
+  only("--max-target-length", sharegpt, "to --dataset sharegpt");
+  only("--random-input-len", random || shared_prefix, "to --dataset random and shared-prefix");
+  only("--random-output-len", random || shared_prefix, "to --dataset random and shared-prefix");
+  only("--shared-prefix-len", shared_prefix, "to --dataset shared-prefix");
+  only("--save-requests", !a.result_json.empty(), "with --result-json (the records go into that file)");
+  only("--tokenizer-model", a.token_counter != "server", "to --token-counter local (the default when -m is given)");
+}
+
 int bench_serve(ServeBenchArgs a) {
   bench::Endpoint& ep = a.ep;
   ep.path = a.endpoint;
@@ -113,7 +138,7 @@ int bench_serve(ServeBenchArgs a) {
   std::shared_ptr<Tokenizer> tok;
   if (counter_kind == "local") {
     if (a.tokenizer_model.empty()) throw InvalidArgument("--token-counter local needs -m MODEL (its tokenizer counts tokens)");
-    tok = std::make_shared<Tokenizer>(load_model_file(a.tokenizer_model).vocab);
+    tok = std::make_shared<Tokenizer>(load_model_vocab(a.tokenizer_model));  // a vocab-only GGUF will do
     count = [tok](const std::string& text, bool add_special) {
       return static_cast<int64_t>(tok->encode(text, add_special).size());
     };
@@ -274,7 +299,10 @@ CLI::App* register_bench_serve(CLI::App& bench, int& status) {
   sub->add_option("-m,--tokenizer-model", a->tokenizer_model, "Model file whose tokenizer counts tokens locally");
   sub->add_option("--request-timeout", a->ep.timeout_s, "Seconds per request read/write")->capture_default_str();
   sub->add_flag("--disable-progress", a->no_progress, "No progress bar on stderr");
-  sub->callback([a, &status] { status = bench_serve(*a); });
+  sub->callback([a, sub, &bench, &status] {
+    reject_unused_options(bench, *sub, *a);
+    status = bench_serve(*a);
+  });
   return sub;
 }
 

@@ -76,8 +76,10 @@ int info(const InfoArgs& a) {
 void register_info(CLI::App& app, int& status) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand("info", "Print architecture, shapes, dtypes, tokenizer and metadata of a model");
-  add_model_options(*sub, args->model);
-  sub->add_option("model_path", args->model.model, "Model file (same as -m)");
+  // Reads the file without running it: no -t/-c/--isa, which would have nothing to act on.
+  add_model_file_options(*sub, args->model);
+  sub->add_option("model_path", args->model.model, "Model file or directory (same as -m)")
+      ->excludes(sub->get_option("--model"));
   sub->add_flag("--tensors", args->tensors, "List every tensor with dtype and shape");
   sub->add_flag("--full", args->all_metadata, "Print long metadata values in full");
   sub->callback([args, &status] { status = info(*args); });

@@ -60,8 +60,8 @@ void register_run(CLI::App& app, int& status) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt (streams to stdout, speed to stderr)");
   add_model_options(*sub, args->model);
-  sub->add_option("-p,--prompt", args->prompt, "Prompt text (BOS is added as the model's vocabulary says)");
-  sub->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->check(CLI::ExistingFile);
+  auto* prompt = sub->add_option("-p,--prompt", args->prompt, "Prompt text (BOS is added as the model's vocabulary says)");
+  sub->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->check(CLI::ExistingFile)->excludes(prompt);
   sub->add_option("-n,--n-predict", args->n_predict, "Tokens to generate; -1 = until the context is full")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{-1}, int64_t{1} << 30));

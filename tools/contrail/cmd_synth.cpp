@@ -105,7 +105,8 @@ void register_synth(CLI::App& app, int& status) {
       "Example:  contrail synth --preset tinyllama-1.1b --vocab ggml-vocab-llama-spm.gguf -t q8_0 -o tinyllama-q8_0.gguf",
       presets));
   sub->add_option("--preset", a->preset, "Architecture and shapes of a published model");
-  sub->add_option("--arch", a->arch, "Architecture without a preset (llama, qwen2, gemma, gemma2, phi3, gpt2)")
+  sub->add_option("--arch", a->arch,
+                  "Architecture without a preset (llama, qwen2, gemma, gemma2, phi3, gpt2); an error with --preset")
       ->capture_default_str();
   sub->add_option("--vocab", a->vocab, "Tokenizer: a GGUF with tokenizer.* keys, a Hugging Face directory or a tokenizer.json")
       ->required()
@@ -125,7 +126,13 @@ void register_synth(CLI::App& app, int& status) {
   sub->add_option("--rope-theta", a->theta, "RoPE base frequency")->check(CLI::PositiveNumber);
   auto* on = sub->add_flag("--progress", a->progress, "Show progress even when stderr is not a terminal");
   sub->add_flag("--no-progress", a->no_progress, "Never show progress")->excludes(on);
-  sub->callback([a, &status] { status = synth(*a); });
+  sub->callback([a, sub, &status] {
+    if (!a->preset.empty() && sub->count("--arch") > 0)
+      throw InvalidArgument(fmt::format("--arch {} with --preset {}: the preset fixes the architecture ({}); give one "
+                                        "of them",
+                                        a->arch, a->preset, synth_preset(a->preset).arch));
+    status = synth(*a);
+  });
 }
 
 }  // namespace contrail::cli

@@ -35,8 +35,9 @@ std::string printable(const std::string& bytes) {
 
 int tokenize(const TokenizeArgs& a) {
   const std::string text = a.file.empty() ? a.text : read_text_file(a.file, "text file");
-  const ModelFile mf = load_model_file(resolve_model(a.model), session_options(a.model).load);
-  const Tokenizer tok(mf.vocab);
+  // The vocabulary only: a vocab-only GGUF (llama.cpp's ggml-vocab-*.gguf) or a tokenizer-only
+  // Hugging Face directory works too.
+  const Tokenizer tok(load_model_vocab(resolve_model(a.model), session_options(a.model).load));
   const std::vector<int32_t> ids = tok.encode(text, !a.no_bos, a.parse_special);
   if (a.ids_only) {
     std::string line = "[";
@@ -54,9 +55,14 @@ int tokenize(const TokenizeArgs& a) {
 void register_tokenize(CLI::App& app, int& status) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids and pieces of a text");
-  add_model_options(*sub, args->model);
-  sub->add_option("text", args->text, "Text to tokenize");
-  sub->add_option("--file", args->file, "Read the text from a file")->check(CLI::ExistingFile);
+  // Only the tokenizer is used: no -t/-c/--isa, which would have nothing to act on.
+  add_model_file_options(*sub, args->model);
+  sub->get_option("--model")->description(
+      "Model or vocabulary: a GGUF file (a vocab-only GGUF such as llama.cpp's ggml-vocab-*.gguf will do),\n"
+      "a Hugging Face directory (its tokenizer files suffice) or a llama2.c .bin (tokenizer .bin beside it, or\n"
+      "--tokenizer) [default: models/stories260K.gguf]");
+  auto* text = sub->add_option("text", args->text, "Text to tokenize");
+  sub->add_option("--file", args->file, "Read the text from a file")->check(CLI::ExistingFile)->excludes(text);
   sub->add_flag("--ids", args->ids_only, "Print only the ids, as [1, 2, 3]");
   sub->add_flag("--no-bos", args->no_bos, "Do not add BOS/EOS even if the vocabulary asks for it");
   sub->add_flag("--parse-special", args->parse_special, "Recognise special-token text such as <s> in the input");

@@ -17,12 +17,20 @@
 namespace contrail::cli {
 namespace fs = std::filesystem;
 
-void add_model_options(CLI::App& app, ModelOptions& o, bool model_required) {
-  auto* m = app.add_option("-m,--model", o.model,
-                           "Model file: GGUF, or a llama2.c .bin (tokenizer.bin/tok*.bin beside it)"
-                           + std::string(model_required ? "" : " [default: models/stories260K.gguf]"));
+void add_model_file_options(CLI::App& app, ModelOptions& o, bool model_required) {
+  auto* m = app.add_option(
+      "-m,--model", o.model,
+      "Model: a GGUF file, a Hugging Face checkpoint directory (config.json, *.safetensors and tokenizer files,\n"
+      "e.g. from `contrail pull`) or a llama2.c .bin (tokenizer.bin/tok*.bin beside it, or --tokenizer)" +
+          std::string(model_required ? "" : " [default: models/stories260K.gguf]"));
   if (model_required) m->required();
-  app.add_option("--tokenizer", o.tokenizer, "llama2.c tokenizer .bin (default: beside the model)");
+  app.add_option("--tokenizer", o.tokenizer,
+                 "llama2.c models only: tokenizer .bin (default: beside the model); GGUF files and Hugging Face\n"
+                 "directories carry their own tokenizer, so it is an error with them");
+}
+
+void add_model_options(CLI::App& app, ModelOptions& o, bool model_required) {
+  add_model_file_options(app, o, model_required);
   app.add_option("-t,--threads", o.threads, "Threads (default: one per core)")->check(CLI::Range(0, 1024));
   app.add_option("-c,--ctx-size", o.ctx, "Context size in tokens (default: the model's training context, at most 4096)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 22));
@@ -43,7 +51,7 @@ std::string resolve_model(const ModelOptions& o) {
   throw Error(
       "no model given and the default model models/stories260K.gguf was not found.\n"
       "  Run ./setup.sh with CONTRAIL_DATA pointing at a folder that has models/stories260K/, or pass -m MODEL\n"
-      "  (a GGUF file, or a llama2.c .bin with its tokenizer .bin beside it).");
+      "  (a GGUF file, a Hugging Face checkpoint directory, or a llama2.c .bin with its tokenizer .bin beside it).");
 }
 
 SessionOptions session_options(const ModelOptions& o) {

@@ -12,12 +12,15 @@ namespace contrail::cli {
 // Options every model-using subcommand shares.
 struct ModelOptions {
   std::string model;      // empty: the default model
-  std::string tokenizer;  // llama2.c only
+  std::string tokenizer;  // llama2.c only (rejected for GGUF / Hugging Face models)
   int threads = 0;
   int64_t ctx = 0;
   std::string isa;        // overrides CONTRAIL_ISA
 };
 
+// -m/--model and --tokenizer: for commands that read a model without running it (info, tokenize).
+void add_model_file_options(CLI::App& app, ModelOptions& o, bool model_required = false);
+// add_model_file_options plus -t/--threads, -c/--ctx-size and --isa: for commands that run it.
 void add_model_options(CLI::App& app, ModelOptions& o, bool model_required = false);
 // Applies --isa and resolves the default model; returns the model path.
 std::string resolve_model(const ModelOptions& o);

@@ -1,6 +1,9 @@
 // Read-only memory-mapped file. Contract: bytes() stays valid while any shared_ptr to the
 // MappedFile lives; the mapping is never written. Opening a missing/unreadable file throws
-// contrail::Error naming the path and errno text. Zero-length files map to an empty span.
+// contrail::Error naming the path and errno text; anything but a regular file (after following
+// symbolic links: a FIFO, directory, device or socket) throws contrail::Error naming the path and
+// its type, without blocking (a FIFO is never opened for reading). Zero-length files map to an
+// empty span.
 #pragma once
 #include <cstddef>
 #include <cstdint>

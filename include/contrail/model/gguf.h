@@ -27,16 +27,45 @@ enum class GgufType : uint32_t {
 };
 std::string_view gguf_type_name(GgufType t);
 
-// One metadata value. Scalars keep their declared type; integer types are stored widened.
-// Arrays hold one element type (nested arrays are rejected as unsupported).
+// One metadata value. Scalars keep their declared type; integer scalars are stored widened
+// (unsigned types as uint64_t, signed as int64_t), floats as double.
+//
+// Arrays (one element type; nested arrays are rejected as unsupported) are stored compactly, as
+// the file encodes them, and converted on access, so a value never takes more memory than its
+// encoding in the file: for a fixed-size element type `array_bytes` holds the little-endian
+// elements back to back (array_size() * element size bytes; a bool is one byte, 0 or 1); for an
+// array of strings `array_bytes` holds the strings' bytes concatenated and `string_ends[i]` is the
+// end offset of string i in it (string i spans [string_ends[i-1], string_ends[i]), 0 for i = 0).
+// Build arrays with int_array / float_array / string_array, which check the values.
 struct GgufValue {
   GgufType type = GgufType::UINT8;
   GgufType elem_type = GgufType::UINT8;  // for ARRAY
   std::variant<std::monostate, uint64_t, int64_t, double, bool, std::string> scalar;
-  std::vector<std::string> strings;  // ARRAY of STRING
-  std::vector<int64_t> ints;         // ARRAY of any integer type or BOOL
-  std::vector<double> floats;        // ARRAY of FLOAT32/FLOAT64
+  std::vector<uint8_t> array_bytes;    // ARRAY payload, see above
+  std::vector<uint64_t> string_ends;   // ARRAY of STRING: (array_size()) end offsets into array_bytes
+
+  // Elements of an ARRAY (0 for a scalar).
   size_t array_size() const;
+  // Heap bytes the array payload takes (array_bytes plus string_ends).
+  size_t array_payload_bytes() const;
+  // Element i, converted; throw InvalidArgument when this is not an array of a matching element
+  // type (int_at: integer types and BOOL, float_at: FLOAT32/FLOAT64, string_at: STRING) or i is out
+  // of range. int_at of a UINT64 element above INT64_MAX throws too (the reader rejects those).
+  int64_t int_at(size_t i) const;
+  double float_at(size_t i) const;
+  std::string_view string_at(size_t i) const;
+  // Every element, converted (same rules as the *_at accessors).
+  std::vector<int64_t> ints() const;
+  std::vector<double> floats() const;
+  std::vector<std::string> strings() const;
+
+  // Array builders. Throw InvalidArgument when elem is not of the builder's kind or a value does
+  // not fit elem (int_array: integer types and BOOL, with UINT64 values <= INT64_MAX; float_array:
+  // FLOAT32/FLOAT64, FLOAT32 values are rounded to float).
+  static GgufValue int_array(GgufType elem, const std::vector<int64_t>& values);
+  static GgufValue float_array(GgufType elem, const std::vector<double>& values);
+  static GgufValue string_array(const std::vector<std::string>& values);
+
   std::string to_display(size_t max_items = 8) const;  // human-readable, arrays abbreviated
 };
 

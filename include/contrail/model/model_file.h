@@ -56,16 +56,28 @@ struct ModelFile {
 
 struct LoadOptions {
   // llama2.c only: tokenizer.bin path. Empty: "tokenizer.bin" beside the model, else the single
-  // "tok*.bin" there.
+  // "tok*.bin" there. GGUF files and Hugging Face directories carry their own tokenizer: a
+  // tokenizer_path given with one of them is rejected (InvalidArgument), never ignored.
   std::string tokenizer_path;
 };
 
 // Detects the format and loads it: a directory is a Hugging Face checkpoint (load_hf_model), a
 // file starting with the "GGUF" magic is GGUF, anything else a llama2.c checkpoint.
-// Every failure is a FormatError/Error naming the file, the field and the value.
+// Every failure is a FormatError/Error naming the file, the field and the value; a path that is
+// not a regular file or directory (a FIFO, a device) is rejected without blocking (MappedFile).
 ModelFile load_model_file(const std::string& path, const LoadOptions& opts = {});
+
+// The vocabulary alone, without the weights (same format detection and tokenizer_path rule as
+// load_model_file): a GGUF's tokenizer.* keys (read_gguf_vocab; a vocab-only GGUF such as
+// llama.cpp's ggml-vocab-*.gguf, with no tensors, works), a Hugging Face directory's tokenizer
+// files (load_hf_tokenizer; no config.json or weights needed), or a llama2.c checkpoint's
+// tokenizer .bin (n_vocab from the checkpoint's header).
+VocabData load_model_vocab(const std::string& path, const LoadOptions& opts = {});
 ModelFile load_gguf_model(const std::string& path);
 ModelFile load_llama2c_model(const std::string& path, const std::string& tokenizer_path);
+// The tokenizer of a llama2.c checkpoint (tokenizer_path as in LoadOptions), checked against the
+// vocabulary size in the checkpoint's header; the weights are not read.
+VocabData load_llama2c_model_vocab(const std::string& path, const std::string& tokenizer_path);
 // Hugging Face checkpoint directory: config.json (LlamaForCausalLM, MistralForCausalLM ->
 // arch "llama"; Qwen2ForCausalLM -> "qwen2"; GemmaForCausalLM -> "gemma"; Gemma2ForCausalLM ->
 // "gemma2"; Phi3ForCausalLM -> "phi3"; GPT2LMHeadModel -> "gpt2") and model.safetensors, or the
