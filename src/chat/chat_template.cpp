@@ -57,6 +57,16 @@ void merge_json_object(const std::string& text, jinja::Dict& into, const char* w
   for (const auto& [k, v] : j.items()) into.set(k, from_json(v, what, 1));
 }
 
+// The roles of the chat APIs: an enumeration, not free text, so trusted. Templates build control
+// tokens from them ('<|' + role + '|>' -> "<|user|>"); any other role string is untrusted (it
+// could spell "endoftext" into such a token).
+bool is_standard_role(const std::string& role) {
+  static const char* const kRoles[] = {"system", "user", "assistant", "tool", "function", "developer", "ipython"};
+  for (const char* r : kRoles)
+    if (role == r) return true;
+  return false;
+}
+
 // jinja2's source handling: \r\n and \r become \n; one trailing newline is dropped
 // (keep_trailing_newline=False).
 std::string normalize_newlines(std::string s) {
@@ -113,7 +123,7 @@ jinja::Rendered ChatTemplate::render(const std::vector<ChatMessage>& messages, c
   jinja::List msgs;
   for (size_t i = 0; i < messages.size(); ++i) {
     auto m = std::make_shared<jinja::Dict>();
-    m->set("role", jinja::Value::untrusted(messages[i].role));
+    m->set("role", is_standard_role(messages[i].role) ? jinja::Value(messages[i].role) : jinja::Value::untrusted(messages[i].role));
     m->set("content", jinja::Value::untrusted(messages[i].content));
     merge_json_object(messages[i].extra_json, *m, fmt::format("message {} extra_json", i).c_str());
     msgs.emplace_back(std::move(m));

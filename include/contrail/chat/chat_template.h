@@ -26,10 +26,11 @@
 // thread-safe.
 //
 // Prompt injection: the renderer tracks which bytes of the output came from the caller's data
-// (taint tracking, see src/chat/jinja_value.h): the messages (roles, contents, every member of
-// extra_json) and extra_context_json (tools, documents, ...) are untrusted, and so is any text a
-// template derives from them; template literals and ChatTemplateOptions::bos_token/eos_token are
-// trusted. apply_segments returns the render split accordingly, for Tokenizer::encode_segments,
+// (taint tracking, see src/chat/jinja_value.h): the messages (contents, every member of
+// extra_json, roles other than the API's own system/user/assistant/tool/function/developer/
+// ipython) and extra_context_json (tools, documents, ...) are untrusted, and so is any text a
+// template derives from them; template literals, the standard role names and
+// ChatTemplateOptions::bos_token/eos_token are trusted. apply_segments returns the render split accordingly, for Tokenizer::encode_segments,
 // which parses control-token text only in trusted segments: message content is always plain
 // text, as if tokenized without special tokens, and cannot forge turns or end the sequence.
 #pragma once
