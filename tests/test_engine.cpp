@@ -18,6 +18,7 @@
 #include "contrail/engine/engine.h"
 #include "contrail/engine/stop_strings.h"
 #include "contrail/runtime/session.h"
+#include "engine/mock_runner.h"
 #include "test_util.h"
 
 namespace contrail::engine {

@@ -1,4 +1,5 @@
 #include "contrail/engine/runner.h"
+#include "engine/mock_runner.h"
 
 #include <fmt/format.h>
 
