@@ -208,6 +208,10 @@ TEST(TaintTracking, DictKeys) {
   EXPECT_EQ(taint_of(with_c("{% set d = {c: 1, '<A>': 2} %}{% for k in d %}{{ k }}{% endfor %}"), "hi"), "\u00abhi<A>\u00bb");
   EXPECT_EQ(taint_of("{% set d = dict(tools[0]) %}{% for k in d %}{{ k }}{% endfor %}", "hi", "", ctx), "\u00ab<K>b\u00bb");
   EXPECT_EQ(taint_of("{% for k in {'<A>': 1} %}{{ k }}{% endfor %}", "hi"), "<A>");
+  // Members a message's extra_json adds: their names are caller data.
+  EXPECT_EQ(taint_of("{% for k in messages[0] %}{{ k }};{% endfor %}", "hi", R"({"<K>": 1})"),
+            "\u00abrole\u00bb;\u00abcontent\u00bb;\u00ab<K>\u00bb;");
+  EXPECT_EQ(taint_of("{% for k in messages[0] %}{{ k }};{% endfor %}", "hi"), "role;content;");
 }
 
 // ---- the tokenizer side -------------------------------------------------------------------------

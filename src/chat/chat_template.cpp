@@ -44,7 +44,7 @@ jinja::Value from_json(const Json& j, const char* what, int depth = 0) {
   return jinja::Value::none();
 }
 
-// Parses `text` as a JSON object ("" = none) and adds its members to `into`.
+// Parses `text` as a JSON object ("" = none) and adds its members (caller data: untrusted) to `into`.
 void merge_json_object(const std::string& text, jinja::Dict& into, const char* what) {
   if (text.empty()) return;
   Json j;
@@ -54,6 +54,7 @@ void merge_json_object(const std::string& text, jinja::Dict& into, const char* w
     throw InvalidArgument(fmt::format("chat template {}: invalid JSON: {}", what, e.what()));
   }
   if (!j.is_object()) throw InvalidArgument(fmt::format("chat template {}: expected a JSON object, got {}", what, j.type_name()));
+  if (!j.empty()) into.untrusted_keys = true;  // the caller named these members
   for (const auto& [k, v] : j.items()) into.set(k, from_json(v, what, 1));
 }
 
