@@ -79,16 +79,16 @@ void check_invariants(const Scheduler& s) {
 }
 
 // Steps until every sequence completed (finishing them as they do); returns their final tokens.
-std::map<RequestId, std::vector<int32_t>> run_all(Scheduler& s, MockRunner& r, std::vector<RequestId> ids,
+std::map<SeqId, std::vector<int32_t>> run_all(Scheduler& s, MockRunner& r, std::vector<SeqId> ids,
                                                   std::vector<int64_t>* step_tokens = nullptr, int max_steps = 100000) {
-  std::map<RequestId, std::vector<int32_t>> done;
+  std::map<SeqId, std::vector<int32_t>> done;
   for (int step = 0; step < max_steps && done.size() < ids.size(); ++step) {
     const SchedulerOutput out = s.schedule();
     EXPECT_LE(out.n_tokens(), s.config().max_batched_tokens);
     if (step_tokens) step_tokens->push_back(out.n_tokens());
     s.update(out, r.run(s, out));
     check_invariants(s);
-    for (const RequestId id : ids) {
+    for (const SeqId id : ids) {
       if (done.count(id) || !s.contains(id)) continue;
       const auto t = s.tokens(id);
       if (static_cast<int64_t>(t.size()) >= s.max_total(id)) {
@@ -223,7 +223,7 @@ TEST(Scheduler, PreemptsWhenBlocksRunOutAndResumesToTheSameTokens) {
   BlockManager bm(12, 4, /*enable_prefix_cache=*/false);  // 48 token slots for 4 x 30 tokens
   Scheduler s({.max_batched_tokens = 64, .max_running = 4, .max_waiting = 8, .max_seq_len = 64}, bm);
   MockRunner r(bm);
-  std::vector<RequestId> ids;
+  std::vector<SeqId> ids;
   for (int i = 0; i < 4; ++i) {
     ASSERT_EQ(s.add(i, make_prompt(6 + i, i), 30), AddStatus::Ok);
     ids.push_back(i);
@@ -331,9 +331,9 @@ TEST(Scheduler, RandomWorkloadMatchesSoloRuns) {
     BlockManager bm(24, 4, prefix_cache);
     Scheduler s({.max_batched_tokens = 24, .max_running = 6, .max_waiting = 64, .max_seq_len = 64}, bm);
     MockRunner r(bm);
-    std::map<RequestId, std::pair<std::vector<int32_t>, int64_t>> live;  // prompt, max_total
-    std::map<RequestId, std::vector<int32_t>> expected;
-    RequestId next_id = 0;
+    std::map<SeqId, std::pair<std::vector<int32_t>, int64_t>> live;  // prompt, max_total
+    std::map<SeqId, std::vector<int32_t>> expected;
+    SeqId next_id = 0;
     int completed = 0, cancelled = 0;
     const std::vector<int32_t> shared = make_prompt(12, 99);
     for (int step = 0; step < 1500; ++step) {

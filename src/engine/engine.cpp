@@ -4,7 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
 #include <numeric>
+#include <thread>
+#include <unordered_map>
 
 #include "contrail/core/error.h"
 #include "contrail/engine/stop_strings.h"
@@ -30,11 +36,73 @@ void EngineConfig::validate() const {
   if (max_n < 1 || max_n > 128) throw InvalidArgument(fmt::format("engine config: max_n {} outside [1, 128]", max_n));
 }
 
+struct Engine::Impl {
+  struct Choice;
+  struct Request;
+  struct Pending {
+    RequestId id;
+    std::vector<int32_t> prompt;
+    RequestOptions opts;
+    UpdateCallback cb;
+  };
+  // An update and the callback it goes to (requests may be gone by delivery time).
+  struct Outgoing {
+    std::shared_ptr<UpdateCallback> cb;
+    RequestUpdate update;
+  };
+
+  Impl(std::unique_ptr<ModelRunner> runner, const Tokenizer& tokenizer, EngineConfig config, int64_t max_seq_len);
+  ~Impl();
+  SubmitStatus submit(RequestId id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb);
+  void cancel(RequestId id);
+  void drain(std::chrono::milliseconds timeout);
+  int64_t admission_headroom() const;
+
+  void loop();
+  // One round of the loop: admit, cancel, step, deliver. Returns false when the loop should end.
+  bool round();
+  // Registers a new request with the scheduler.
+  void admit(Pending& p, std::vector<Outgoing>& out);
+  void finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& out);
+  // Schedules, runs and samples one step; false when nothing could be scheduled.
+  bool step(std::vector<Outgoing>& out);
+  void fail_step(const SchedulerOutput& out, const std::string& why, std::vector<Outgoing>& updates);
+  void deliver(std::vector<Outgoing>& updates);
+  void publish_stats();
+
+  std::unique_ptr<ModelRunner> runner_;
+  const Tokenizer* tokenizer_;
+  EngineConfig config_;
+  int64_t max_seq_len_;
+  BlockManager blocks_;
+  Scheduler sched_;
+
+  // Owned by the engine thread.
+  std::unordered_map<RequestId, std::unique_ptr<Request>> requests_;
+  std::unordered_map<SeqId, Choice*> by_seq_;
+  SeqId next_seq_ = 1;
+  std::vector<float> logits_;  // (sampling rows, n_vocab)
+
+  // Shared with submitting threads, under mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // wakes the engine thread
+  std::condition_variable idle_cv_;  // signalled when the last active request finishes
+  std::deque<Pending> inbox_;
+  std::vector<RequestId> cancels_;
+  std::unordered_map<RequestId, bool> active_;  // submitted ids without a final update yet
+  int64_t waiting_now_ = 0;                     // scheduler waiting count after the last step
+  int64_t running_now_ = 0;                     // scheduler running count after the last step
+  bool accepting_ = true;
+  bool stop_ = false;
+  EngineStats stats_;
+  std::thread thread_;
+};
+
 // One choice of a request: a scheduler sequence with its own sampler, detokenizer and stop matcher.
-struct Engine::Choice {
+struct Engine::Impl::Choice {
   Request* req = nullptr;
   int index = 0;
-  RequestId seq = 0;
+  SeqId seq = 0;
   Sampler sampler;
   StreamDecoder decoder;
   StopMatcher stops;
@@ -42,15 +110,15 @@ struct Engine::Choice {
   FinishReason finish = FinishReason::None;
   ChoiceDelta delta;  // news for the next update
   bool dirty = false;
-  Choice(Request* r, int i, RequestId s, const SamplingParams& sp, int64_t n_vocab, const Tokenizer& tok,
+  Choice(Request* r, int i, SeqId s, const SamplingParams& sp, int64_t n_vocab, const Tokenizer& tok,
          std::vector<std::string> stop)
       : req(r), index(i), seq(s), sampler(sp, n_vocab), decoder(tok), stops(std::move(stop)) {
     delta.index = i;
   }
 };
 
-struct Engine::Request {
-  uint64_t id = 0;
+struct Engine::Impl::Request {
+  RequestId id = 0;
   RequestOptions opts;
   std::shared_ptr<UpdateCallback> cb;
   int64_t n_prompt = 0;
@@ -86,6 +154,25 @@ TokenLogprob make_logprob(const float* lg, int64_t n_vocab, int32_t tok, int k) 
 
 Engine::Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer& tokenizer, EngineConfig config,
                int64_t max_seq_len)
+    : impl_(std::make_unique<Impl>(std::move(runner), tokenizer, std::move(config), max_seq_len)) {}
+
+Engine::~Engine() = default;
+SubmitStatus Engine::submit(RequestId id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb) {
+  return impl_->submit(id, std::move(prompt), opts, std::move(cb));
+}
+void Engine::cancel(RequestId id) { impl_->cancel(id); }
+void Engine::drain(std::chrono::milliseconds timeout) { impl_->drain(timeout); }
+int64_t Engine::admission_headroom() const { return impl_->admission_headroom(); }
+const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer_; }
+int64_t Engine::max_seq_len() const { return impl_->max_seq_len_; }
+const EngineConfig& Engine::config() const { return impl_->config_; }
+EngineStats Engine::stats() const {
+  std::lock_guard lk(impl_->mu_);
+  return impl_->stats_;
+}
+
+Engine::Impl::Impl(std::unique_ptr<ModelRunner> runner, const Tokenizer& tokenizer, EngineConfig config,
+                   int64_t max_seq_len)
     : runner_(std::move(runner)),
       tokenizer_(&tokenizer),
       config_((config.validate(), config)),
@@ -100,6 +187,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer& tokenizer, 
   if (runner_->n_vocab() != tokenizer.n_vocab())
     throw InvalidArgument(fmt::format("engine: the runner has {} vocabulary entries, the tokenizer {}",
                                       runner_->n_vocab(), tokenizer.n_vocab()));
+  publish_stats();  // /metrics shows the pool before the first request
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -117,7 +205,7 @@ std::unique_ptr<Engine> Engine::create(std::shared_ptr<const ModelFile> model, c
   return std::make_unique<Engine>(std::move(runner), tokenizer, config, ctx);
 }
 
-Engine::~Engine() {
+Engine::Impl::~Impl() {
   {
     std::lock_guard lk(mu_);
     stop_ = true;
@@ -127,7 +215,7 @@ Engine::~Engine() {
   if (thread_.joinable()) thread_.join();
 }
 
-SubmitStatus Engine::submit(uint64_t id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb) {
+SubmitStatus Engine::Impl::submit(RequestId id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb) {
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
   if (prompt.empty()) throw InvalidArgument("prompt: empty (at least 1 token is required)");
   const int64_t n_vocab = tokenizer_->n_vocab();
@@ -138,13 +226,13 @@ SubmitStatus Engine::submit(uint64_t id, std::vector<int32_t> prompt, const Requ
   if (n_prompt >= max_seq_len_)
     throw InvalidArgument(fmt::format("prompt: {} tokens leave no room in the context of {} tokens", n_prompt,
                                       max_seq_len_));
-  if (n_prompt + opts.max_tokens > max_seq_len_)
-    throw InvalidArgument(fmt::format("max_tokens: {} + {} prompt tokens = {} exceeds the context of {} tokens "
+  // Compared as max_tokens > limit - n_prompt: n_prompt + max_tokens overflows for huge values.
+  if (opts.max_tokens > max_seq_len_ - n_prompt)
+    throw InvalidArgument(fmt::format("max_tokens: {} with {} prompt tokens exceeds the context of {} tokens "
                                       "(max_tokens <= {})",
-                                      opts.max_tokens, n_prompt, n_prompt + opts.max_tokens, max_seq_len_,
-                                      max_seq_len_ - n_prompt));
+                                      opts.max_tokens, n_prompt, max_seq_len_, max_seq_len_ - n_prompt));
   const int64_t pool_tokens = blocks_.n_blocks() * blocks_.block_size();
-  if (n_prompt + opts.max_tokens > pool_tokens)
+  if (opts.max_tokens > pool_tokens - n_prompt)
     throw InvalidArgument(fmt::format("max_tokens: {} prompt + {} new tokens exceed the KV cache of {} tokens",
                                       n_prompt, opts.max_tokens, pool_tokens));
   if (opts.n < 1 || opts.n > config_.max_n)
@@ -172,7 +260,14 @@ SubmitStatus Engine::submit(uint64_t id, std::vector<int32_t> prompt, const Requ
   return SubmitStatus::Ok;
 }
 
-void Engine::cancel(uint64_t id) {
+int64_t Engine::Impl::admission_headroom() const {
+  std::lock_guard lk(mu_);
+  if (!accepting_) return 0;
+  const int64_t free_slots = std::max<int64_t>(0, config_.scheduler.max_running - running_now_);
+  return config_.scheduler.max_waiting + free_slots - (static_cast<int64_t>(inbox_.size()) + waiting_now_);
+}
+
+void Engine::Impl::cancel(RequestId id) {
   {
     std::lock_guard lk(mu_);
     if (!active_.count(id)) return;
@@ -181,7 +276,7 @@ void Engine::cancel(uint64_t id) {
   cv_.notify_all();
 }
 
-void Engine::drain(std::chrono::milliseconds timeout) {
+void Engine::Impl::drain(std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   accepting_ = false;
   if (!idle_cv_.wait_for(lk, timeout, [&] { return active_.empty(); })) {
@@ -191,12 +286,7 @@ void Engine::drain(std::chrono::milliseconds timeout) {
   }
 }
 
-EngineStats Engine::stats() const {
-  std::lock_guard lk(mu_);
-  return stats_;
-}
-
-void Engine::admit(Pending& p, std::vector<Outgoing>& updates) {
+void Engine::Impl::admit(Pending& p, std::vector<Outgoing>& updates) {
   auto r = std::make_unique<Request>();
   r->id = p.id;
   r->opts = p.opts;
@@ -221,7 +311,7 @@ void Engine::admit(Pending& p, std::vector<Outgoing>& updates) {
   requests_[r->id] = std::move(r);
 }
 
-void Engine::finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& updates) {
+void Engine::Impl::finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& updates) {
   RequestUpdate u;
   u.id = r.id;
   u.n_prompt = r.n_prompt;
@@ -242,19 +332,19 @@ void Engine::finish_request(Request& r, FinishReason why, const std::string& err
   updates.push_back({r.cb, std::move(u)});
 }
 
-bool Engine::step(std::vector<Outgoing>& updates) {
+bool Engine::Impl::step(std::vector<Outgoing>& updates) {
   const SchedulerOutput out = sched_.schedule();
   if (out.empty()) return false;
   try {
     runner_->execute(out, sched_, logits_);
   } catch (const std::exception& e) {
     // Should not happen (everything was validated); fail the requests of this step, keep serving.
-    std::vector<uint64_t> failed;
+    std::vector<RequestId> failed;
     for (const ScheduledChunk& c : out.chunks)
       if (auto it = by_seq_.find(c.id); it != by_seq_.end()) failed.push_back(it->second->req->id);
     std::sort(failed.begin(), failed.end());
     failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
-    for (uint64_t id : failed) {
+    for (RequestId id : failed) {
       finish_request(*requests_.at(id), FinishReason::Error, fmt::format("model runner failed: {}", e.what()), updates);
       requests_.erase(id);
     }
@@ -360,7 +450,7 @@ bool Engine::step(std::vector<Outgoing>& updates) {
   return true;
 }
 
-void Engine::publish_stats() {
+void Engine::Impl::publish_stats() {
   std::lock_guard lk(mu_);
   waiting_now_ = sched_.n_waiting();
   running_now_ = sched_.n_running();
@@ -375,69 +465,116 @@ void Engine::publish_stats() {
   stats_.preemptions = sched_.stats().preemptions;
 }
 
-void Engine::loop() {
-  for (;;) {
-    std::deque<Pending> inbox;
-    std::vector<uint64_t> cancels;
-    bool stopping;
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !requests_.empty(); });
-      std::swap(inbox, inbox_);
-      std::swap(cancels, cancels_);
-      stopping = stop_;
+namespace {
+
+// The final update of a request that never reached the scheduler.
+RequestUpdate unadmitted_update(RequestId id, int64_t n_prompt, int n, FinishReason why, std::string error) {
+  RequestUpdate u;
+  u.id = id;
+  u.n_prompt = n_prompt;
+  u.done = true;
+  u.error = std::move(error);
+  for (int i = 0; i < n; ++i) {
+    ChoiceDelta d;
+    d.index = i;
+    d.finish = why;
+    u.choices.push_back(std::move(d));
+  }
+  return u;
+}
+
+}  // namespace
+
+void Engine::Impl::deliver(std::vector<Outgoing>& updates) {
+  std::vector<RequestId> finished;
+  for (const Outgoing& o : updates) {
+    try {
+      if (o.cb && *o.cb) (*o.cb)(o.update);
+    } catch (const std::exception& e) {  // a callback must not throw; it cannot stop the others
+      std::fprintf(stderr, "contrail engine: update callback of request %llu threw: %s\n",
+                   static_cast<unsigned long long>(o.update.id), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "contrail engine: update callback of request %llu threw\n",
+                   static_cast<unsigned long long>(o.update.id));
     }
-    std::vector<Outgoing> updates;
-    for (Pending& p : inbox) {
-      if (stopping) {  // never admitted: report it cancelled
-        RequestUpdate u;
-        u.id = p.id;
-        u.n_prompt = static_cast<int64_t>(p.prompt.size());
-        u.done = true;
-        for (int i = 0; i < p.opts.n; ++i) {
-          ChoiceDelta d;
-          d.index = i;
-          d.finish = FinishReason::Cancelled;
-          u.choices.push_back(std::move(d));
-        }
-        updates.push_back({std::make_shared<UpdateCallback>(std::move(p.cb)), std::move(u)});
-        continue;
-      }
+    if (o.update.done) finished.push_back(o.update.id);
+  }
+  std::lock_guard lk(mu_);
+  for (RequestId id : finished) active_.erase(id);
+  stats_.requests_finished += static_cast<int64_t>(finished.size());
+  stats_.active_requests = static_cast<int64_t>(active_.size());
+  if (active_.empty()) idle_cv_.notify_all();
+}
+
+bool Engine::Impl::round() {
+  std::deque<Pending> inbox;
+  std::vector<RequestId> cancels;
+  bool stopping;
+  {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !requests_.empty(); });
+    std::swap(inbox, inbox_);
+    std::swap(cancels, cancels_);
+    stopping = stop_;
+  }
+  std::vector<Outgoing> updates;
+  for (Pending& p : inbox) {
+    const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+    if (stopping) {  // never admitted: report it cancelled
+      updates.push_back({std::make_shared<UpdateCallback>(std::move(p.cb)),
+                         unadmitted_update(p.id, n_prompt, p.opts.n, FinishReason::Cancelled, "")});
+      continue;
+    }
+    try {
       admit(p, updates);
+    } catch (const std::exception& e) {  // this request fails alone
+      requests_.erase(p.id);
+      updates.push_back({std::make_shared<UpdateCallback>(std::move(p.cb)),
+                         unadmitted_update(p.id, n_prompt, p.opts.n, FinishReason::Error,
+                                           fmt::format("the request could not be started: {}", e.what()))});
     }
-    if (stopping)
-      for (auto& [id, r] : requests_) cancels.push_back(id);
-    for (uint64_t id : cancels) {
+  }
+  if (stopping)
+    for (auto& [id, r] : requests_) cancels.push_back(id);
+  bool worked = false;
+  try {
+    for (RequestId id : cancels) {
       const auto it = requests_.find(id);
       if (it == requests_.end()) continue;
       finish_request(*it->second, FinishReason::Cancelled, "", updates);
       requests_.erase(it);
     }
-    const bool worked = !stopping && step(updates);
-    publish_stats();
+    worked = !stopping && step(updates);
+  } catch (const std::exception& e) {
+    // Unexpected (everything was validated): fail what is in flight, so nobody waits forever, and
+    // keep serving new requests.
+    std::fprintf(stderr, "contrail engine: step failed: %s; failing %zu requests\n", e.what(), requests_.size());
+    for (auto& [id, r] : requests_) {
+      try {
+        finish_request(*r, FinishReason::Error, fmt::format("engine step failed: {}", e.what()), updates);
+      } catch (const std::exception&) {
+        updates.push_back({r->cb, unadmitted_update(id, r->n_prompt, r->opts.n, FinishReason::Error, e.what())});
+      }
+    }
+    requests_.clear();
+    by_seq_.clear();
+  }
+  publish_stats();
+  deliver(updates);
+  if (stopping && requests_.empty()) {
+    std::lock_guard lk(mu_);
+    if (inbox_.empty()) return false;
+  }
+  if (!worked && !stopping && !requests_.empty()) {
+    // Nothing could be scheduled (e.g. blocks held by complete sequences): wait for news.
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, std::chrono::milliseconds(2), [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
+  }
+  return true;
+}
 
-    std::vector<uint64_t> finished;
-    for (const Outgoing& o : updates) {
-      if (o.cb && *o.cb) (*o.cb)(o.update);
-      if (o.update.done) finished.push_back(o.update.id);
-    }
-    const bool idle_wait = !worked && !stopping && !requests_.empty();
-    {
-      std::lock_guard lk(mu_);
-      for (uint64_t id : finished) active_.erase(id);
-      stats_.requests_finished += static_cast<int64_t>(finished.size());
-      stats_.active_requests = static_cast<int64_t>(active_.size());
-      if (active_.empty()) idle_cv_.notify_all();
-    }
-    if (stopping && requests_.empty()) {
-      std::lock_guard lk(mu_);
-      if (inbox_.empty()) break;
-    }
-    if (idle_wait) {
-      // Nothing could be scheduled (e.g. blocks held by complete sequences): wait for news.
-      std::unique_lock lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(2), [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
-    }
+void Engine::Impl::loop() {
+  while (round()) {
   }
 }
 

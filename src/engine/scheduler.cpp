@@ -29,19 +29,19 @@ Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks) : conf
   config_.validate();
 }
 
-Scheduler::Seq& Scheduler::get(RequestId id, const char* where) {
+Scheduler::Seq& Scheduler::get(SeqId id, const char* where) {
   const auto it = seqs_.find(id);
   if (it == seqs_.end()) throw InvalidArgument(fmt::format("{}: unknown sequence {}", where, id));
   return it->second;
 }
 
-const Scheduler::Seq& Scheduler::get(RequestId id, const char* where) const {
+const Scheduler::Seq& Scheduler::get(SeqId id, const char* where) const {
   const auto it = seqs_.find(id);
   if (it == seqs_.end()) throw InvalidArgument(fmt::format("{}: unknown sequence {}", where, id));
   return it->second;
 }
 
-AddStatus Scheduler::add(RequestId id, std::vector<int32_t> prompt, int64_t max_total) {
+AddStatus Scheduler::add(SeqId id, std::vector<int32_t> prompt, int64_t max_total) {
   if (seqs_.count(id)) throw InvalidArgument(fmt::format("add: sequence {} already exists", id));
   const auto n = static_cast<int64_t>(prompt.size());
   if (n == 0) throw InvalidArgument(fmt::format("add: sequence {} has an empty prompt", id));
@@ -65,7 +65,7 @@ AddStatus Scheduler::add(RequestId id, std::vector<int32_t> prompt, int64_t max_
   return AddStatus::Ok;
 }
 
-void Scheduler::fork(RequestId parent, RequestId child, int32_t first_token) {
+void Scheduler::fork(SeqId parent, SeqId child, int32_t first_token) {
   if (seqs_.count(child)) throw InvalidArgument(fmt::format("fork: sequence {} already exists", child));
   const Seq& p = get(parent, "fork");
   if (!p.running || static_cast<int64_t>(p.tokens.size()) != p.n_computed + 1)
@@ -79,7 +79,7 @@ void Scheduler::fork(RequestId parent, RequestId child, int32_t first_token) {
   running_.push_back(child);
 }
 
-void Scheduler::preempt(RequestId id, SchedulerOutput& out) {
+void Scheduler::preempt(SeqId id, SchedulerOutput& out) {
   Seq& s = seqs_.at(id);
   blocks_->free_sequence(id);
   s.n_computed = 0;
@@ -96,7 +96,7 @@ SchedulerOutput Scheduler::schedule() {
 
   // Running sequences first, oldest first; the newest make room when blocks run out.
   for (size_t i = 0; i < running_.size() && budget > 0;) {
-    const RequestId id = running_[i];
+    const SeqId id = running_[i];
     Seq& s = seqs_.at(id);
     const auto n_known = static_cast<int64_t>(s.tokens.size());
     const int64_t n = std::min(n_known - s.n_computed, budget);
@@ -106,7 +106,7 @@ SchedulerOutput Scheduler::schedule() {
     }
     bool self_preempted = false;
     while (!blocks_->ensure_capacity(id, s.n_computed, s.n_computed + n)) {
-      const RequestId victim = running_.back();
+      const SeqId victim = running_.back();
       preempt(victim, out);
       if (victim == id) {
         self_preempted = true;
@@ -121,7 +121,7 @@ SchedulerOutput Scheduler::schedule() {
 
   // Then waiting sequences in order, as long as their chunk fits without preempting anyone.
   while (out.preempted.empty() && !waiting_.empty() && budget > 0 && n_running() < config_.max_running) {
-    const RequestId id = waiting_.front();
+    const SeqId id = waiting_.front();
     Seq& s = seqs_.at(id);
     const auto n_known = static_cast<int64_t>(s.tokens.size());
     s.n_computed = blocks_->attach_cached_prefix(id, s.tokens);
@@ -166,7 +166,7 @@ void Scheduler::update(const SchedulerOutput& out, std::span<const int32_t> samp
     throw InvalidArgument(fmt::format("update: {} sampled tokens given, {} chunks sample", sampled.size(), k));
 }
 
-void Scheduler::finish(RequestId id) {
+void Scheduler::finish(SeqId id) {
   const auto it = seqs_.find(id);
   if (it == seqs_.end()) return;
   blocks_->free_sequence(id);
@@ -178,9 +178,9 @@ void Scheduler::finish(RequestId id) {
   seqs_.erase(it);
 }
 
-std::span<const int32_t> Scheduler::tokens(RequestId id) const { return get(id, "tokens").tokens; }
-int64_t Scheduler::n_prompt(RequestId id) const { return get(id, "n_prompt").n_prompt; }
-int64_t Scheduler::n_computed(RequestId id) const { return get(id, "n_computed").n_computed; }
-int64_t Scheduler::max_total(RequestId id) const { return get(id, "max_total").max_total; }
+std::span<const int32_t> Scheduler::tokens(SeqId id) const { return get(id, "tokens").tokens; }
+int64_t Scheduler::n_prompt(SeqId id) const { return get(id, "n_prompt").n_prompt; }
+int64_t Scheduler::n_computed(SeqId id) const { return get(id, "n_computed").n_computed; }
+int64_t Scheduler::max_total(SeqId id) const { return get(id, "max_total").max_total; }
 
 }  // namespace contrail::engine

@@ -82,6 +82,55 @@ std::vector<int32_t> token_array(const json& a, const char* name, int64_t n_voca
   return ids;
 }
 
+// Request fields that would change the result but are not implemented: a 400 naming the field,
+// never silently dropped (docs/SERVING.md lists them).
+constexpr const char* kNotImplemented[] = {"tools", "tool_choice", "functions", "function_call", "response_format",
+                                           "guided_json", "guided_regex", "guided_choice", "guided_grammar", "grammar",
+                                           "json_schema", "modalities", "audio", "prediction", "reasoning_effort",
+                                           "web_search_options", "logits_processors", "min_tokens", "use_beam_search",
+                                           "length_penalty", "prompt_logprobs", "add_generation_prompt",
+                                           "continue_final_message", "chat_template", "chat_template_kwargs",
+                                           "documents"};
+
+template <size_t N>
+bool listed(const char* const (&list)[N], const std::string& k) {
+  for (const char* x : list)
+    if (k == x) return true;
+  return false;
+}
+
+// Chat content beyond ModelContext::max_prompt_bytes cannot fit: refused before rendering and tokenizing.
+void check_message_bytes(const json& body, const ModelContext& m) {
+  const auto it = body.find("messages");
+  if (it == body.end() || !it->is_array()) return;
+  size_t total = 0;
+  for (const json& msg : *it) {
+    if (!msg.is_object()) continue;
+    const auto c = msg.find("content");
+    if (c == msg.end()) continue;
+    if (c->is_string()) total += c->get_ref<const std::string&>().size();
+    if (c->is_array())
+      for (const json& part : *c)
+        if (part.is_object() && part.contains("text") && part["text"].is_string())
+          total += part["text"].get_ref<const std::string&>().size();
+  }
+  if (total > m.max_prompt_bytes)
+    bad("messages",
+        fmt::format("the messages hold {} bytes of text; more than {} bytes cannot fit the context of {} tokens", total,
+                    m.max_prompt_bytes, m.max_seq_len),
+        "context_length_exceeded");
+}
+
+// Fields that would change the result but are not implemented are refused; other unknown fields
+// are ignored, as OpenAI's API does (they cannot be known to change anything).
+void check_fields(const json& body) {
+  for (const auto& [k, v] : body.items()) {
+    if (!listed(kNotImplemented, k)) continue;
+    bad(k, fmt::format("'{}' is not supported by this server (it would change the result, so it is not ignored)", k),
+        "unsupported_parameter");
+  }
+}
+
 // Chat messages -> the template's ChatMessage list. content: a string, or an array of
 // {"type": "text", "text": ...} parts (joined); other members (tool_calls, name, ...) pass through.
 std::vector<ChatMessage> parse_messages(const json& body) {
@@ -137,6 +186,100 @@ json ApiError::body() const {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+ApiError api_error(int status, std::string message, std::string type, std::string code, std::string param) {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.type = std::move(type);
+  e.code = std::move(code);
+  e.param = std::move(param);
+  return e;
+}
+
+ApiError queue_full_error(const engine::Engine& engine) {
+  return api_error(429,
+                   fmt::format("the server is at capacity ({} requests waiting); retry later",
+                               engine.config().scheduler.max_waiting),
+                   "rate_limit_error", "queue_full");
+}
+
+ModelContext make_model_context(const engine::Engine& e, const ChatTemplate* tmpl, std::string name) {
+  const Tokenizer& tok = e.tokenizer();
+  ModelContext ctx;
+  ctx.name = std::move(name);
+  ctx.tokenizer = &tok;
+  ctx.chat_template = tmpl;
+  if (tok.bos_id() >= 0) ctx.bos_text = tok.token_to_bytes(tok.bos_id(), true);
+  if (tok.eos_id() >= 0) ctx.eos_text = tok.token_to_bytes(tok.eos_id(), true);
+  ctx.max_seq_len = e.max_seq_len();
+  ctx.max_n = e.config().max_n;
+  size_t longest = 4;  // an unknown character is one token of up to 4 bytes
+  for (int32_t t = 0; t < tok.n_vocab(); ++t) longest = std::max(longest, tok.token_to_bytes(t, true).size());
+  ctx.max_prompt_bytes = static_cast<size_t>(ctx.max_seq_len) * longest * 4;
+  return ctx;
+}
+
+std::string preview(const json& v, size_t max) {
+  std::string s = v.is_structured() ? std::string(v.is_array() ? "[...]" : "{...}") : dump(v);
+  if (s.size() > max) s = s.substr(0, max) + "...";
+  return s;
+}
+
+json parse_json_body(std::string_view body) {
+  // Nesting scan first: nlohmann's parser is iterative, but copying, dumping and destroying deep
+  // values recurse, so a 100k-level body must never become a json value.
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        bad("", fmt::format("the request body nests deeper than {} levels (at byte {})", kMaxJsonDepth, i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& e) {
+    bad("", fmt::format("the request body is not valid JSON: {}", std::string(e.what()).substr(0, 200)));
+  } catch (const json::exception& e) {  // out_of_range: 1e309 and friends
+    bad("", fmt::format("the request body has a value JSON numbers cannot hold: {}",
+                        std::string(e.what()).substr(0, 200)));
+  }
+}
+
+json tokenize(const json& body, const ModelContext& m) {
+  if (!body.is_object() || !body.contains("prompt") || !body["prompt"].is_string()) bad("prompt", "'prompt' must be a string");
+  bool add_special = true;
+  if (body.contains("add_special_tokens")) {
+    if (!body["add_special_tokens"].is_boolean())
+      bad("add_special_tokens", "'add_special_tokens' must be a boolean");
+    add_special = body["add_special_tokens"].get<bool>();
+  }
+  const std::string& text = body["prompt"].get_ref<const std::string&>();
+  if (text.size() > m.max_prompt_bytes)
+    bad("prompt",
+        fmt::format("'prompt' is {} bytes; more than {} bytes cannot fit the context of {} tokens", text.size(),
+                    m.max_prompt_bytes, m.max_seq_len),
+        "context_length_exceeded");
+  const auto ids = m.tokenizer->encode(text, add_special);
+  return {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", m.max_seq_len}};
+}
+
+json detokenize(const json& body, const ModelContext& m) {
+  if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
+    bad("tokens", "'tokens' must be an array of token ids");
+  const auto ids = token_array(body["tokens"], "tokens", m.tokenizer->n_vocab());
+  return {{"prompt", m.tokenizer->decode(ids)}};
+}
+
 const char* api_finish_reason(engine::FinishReason r) {
   switch (r) {
     case engine::FinishReason::Stop: return "stop";
@@ -150,6 +293,9 @@ const char* api_finish_reason(engine::FinishReason r) {
 
 ParsedRequest parse_completion_request(const json& body, const ModelContext& m, bool chat) {
   if (!body.is_object()) bad("", fmt::format("the request body must be a JSON object, got {}", type_of(body)));
+  check_fields(body);
+  if (chat && body.contains("echo")) bad("echo", "'echo' is not supported for chat completions", "unsupported_parameter");
+  if (chat) check_message_bytes(body, m);
   const Fields f(body);
   ParsedRequest r;
   r.chat = chat;
@@ -188,6 +334,11 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
     if (p->is_string()) {
       r.prompt_text = p->get<std::string>();
       if (r.prompt_text.empty()) bad("prompt", "'prompt' is empty");
+      if (r.prompt_text.size() > m.max_prompt_bytes)
+        bad("prompt",
+            fmt::format("'prompt' is {} bytes; more than {} bytes cannot fit the context of {} tokens",
+                        r.prompt_text.size(), m.max_prompt_bytes, m.max_seq_len),
+            "context_length_exceeded");
       r.prompt = m.tokenizer->encode(r.prompt_text, /*add_special=*/true);
     } else if (p->is_array() && !p->empty() && (*p)[0].is_number()) {
       r.prompt = token_array(*p, "prompt", n_vocab);
@@ -216,9 +367,10 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
   o.sampling.top_p = 1.0f;
   o.sampling.min_p = 0.0f;
   o.max_tokens = chat ? m.max_seq_len - n_prompt : 16;
-  const char* max_name = chat && body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  // max_completion_tokens (chat) replaces the deprecated max_tokens when it is given (not null).
+  const char* max_name = chat && f.get("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   f.integer(max_name, o.max_tokens, 1, INT64_MAX);
-  if (n_prompt + o.max_tokens > m.max_seq_len)
+  if (o.max_tokens > m.max_seq_len - n_prompt)  // (never n_prompt + max_tokens: it can overflow)
     bad(max_name,
         fmt::format("'{}' is {}, but the prompt has {} tokens and the context is {} tokens: at most {}", max_name,
                     o.max_tokens, n_prompt, m.max_seq_len, m.max_seq_len - n_prompt),
@@ -272,7 +424,16 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
   f.boolean("stream", r.stream);
   if (const json* so = f.get("stream_options")) {
     if (!so->is_object()) bad("stream_options", fmt::format("'stream_options' must be an object, got {}", type_of(*so)));
-    Fields(*so).boolean("include_usage", r.include_usage);
+    for (const auto& [k, v] : so->items())
+      if (k != "include_usage")
+        bad("stream_options." + k.substr(0, 64), fmt::format("unknown parameter 'stream_options.{}'", k.substr(0, 64)),
+            "unknown_parameter");
+    if (const auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean())
+        bad("stream_options.include_usage",
+            fmt::format("'stream_options.include_usage' must be a boolean, got {}", type_of(*iu)));
+      r.include_usage = iu->get<bool>();
+    }
   }
   if (chat) {
     f.boolean("logprobs", r.logprobs);

@@ -3,8 +3,11 @@
 //
 // Validation contract: every problem is an ApiError with HTTP status 400 (or the status named)
 // and an OpenAI error body {"error": {"message", "type", "param", "code"}} whose message names
-// the parameter, the offending value and the accepted range. Unknown fields are ignored; known
-// fields with the wrong JSON type are errors.
+// the parameter, the offending value (abbreviated, never echoed whole) and the accepted range.
+// Known fields with the wrong JSON type are errors; fields that would change the result but are
+// not implemented (tools, response_format, ...) are errors naming the field (docs/SERVING.md lists
+// them); other unknown fields (user, metadata, ...) are ignored, as OpenAI's API does.
+// JSON bodies nest at most kMaxJsonDepth levels: checked before anything recurses over them.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -37,7 +40,28 @@ struct ModelContext {
   std::string bos_text, eos_text;    // special token text passed to the template
   int64_t max_seq_len = 0;           // prompt + max_tokens limit
   int max_n = 16;
+  // Prompt text longer than this cannot fit max_seq_len tokens (each token covers at most the
+  // longest vocabulary piece, x4 for normalisation): refused before tokenizing it.
+  size_t max_prompt_bytes = SIZE_MAX;
 };
+
+ModelContext make_model_context(const engine::Engine& engine, const ChatTemplate* tmpl, std::string name);
+
+ApiError api_error(int status, std::string message, std::string type = "invalid_request_error",
+                   std::string code = "", std::string param = "");
+// 429 naming the queue limit.
+ApiError queue_full_error(const engine::Engine& engine);
+
+constexpr int kMaxJsonDepth = 64;
+// Parses a request body: ApiError 400 for invalid JSON, numbers out of range (1e309) or nesting
+// deeper than kMaxJsonDepth (checked by a scan before parsing, so nothing recurses deeper).
+json parse_json_body(std::string_view body);
+// At most `max` bytes of a value's JSON text, for error messages.
+std::string preview(const json& v, size_t max = 40);
+
+// /tokenize {"prompt", "add_special_tokens"} and /detokenize {"tokens"} answers.
+json tokenize(const json& body, const ModelContext& m);
+json detokenize(const json& body, const ModelContext& m);
 
 struct ParsedRequest {
   bool chat = false;

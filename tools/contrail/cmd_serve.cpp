@@ -26,6 +26,8 @@ struct ServeArgs {
   int64_t kv_mib = 256;
   std::string kv_dtype = "f16";
   double drain_s = 30;
+  double header_s = 10, body_s = 30;
+  int64_t body_mib = 8;
 };
 
 std::string default_name(const std::string& path) {
@@ -70,6 +72,9 @@ int serve(ServeArgs& a) {
   if (a.server.api_key.empty())
     if (const char* k = std::getenv("CONTRAIL_API_KEY")) a.server.api_key = k;
   a.server.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.drain_s * 1000));
+  a.server.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.header_s * 1000));
+  a.server.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.body_s * 1000));
+  a.server.max_body_bytes = static_cast<size_t>(a.body_mib) << 20;
   server::Server srv(*eng, tmpl.get(), a.server);
   const int port = srv.bind();
   std::fprintf(stderr,
@@ -139,9 +144,26 @@ void register_serve(CLI::App& app, int& status) {
   sub->add_option("--block-size", a->engine.block_size, "Tokens per KV block")->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_flag("!--no-prefix-cache", a->engine.prefix_cache, "Disable prefix caching");
   sub->add_option("--max-n", a->engine.max_n, "Largest 'n' (choices per request)")->capture_default_str()->check(CLI::Range(1, 128));
-  sub->add_option("--http-threads", a->server.http_threads, "Concurrent HTTP connections served")
+  sub->add_option("--http-threads", a->server.http_threads,
+                  "Worker threads parsing requests (JSON, tokenization); connections need no threads")
       ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 256));
+  sub->add_option("--io-threads", a->server.io_threads, "Threads serving every socket")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  sub->add_option("--max-connections", a->server.max_connections, "Open connections at most (beyond: 503, closed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--max-body-mib", a->body_mib, "Largest request body (MiB, also for chunked bodies)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--header-timeout", a->header_s,
+                  "Seconds a client has to send a request's whole header (and a keep-alive connection may idle)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  sub->add_option("--body-timeout", a->body_s, "Seconds a client has to send a request's body")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   sub->add_option("--drain-timeout", a->drain_s, "Seconds in-flight requests may take to finish on SIGTERM")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));

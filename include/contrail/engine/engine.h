@@ -19,15 +19,10 @@
 //   unbounded backlog.
 #pragma once
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "contrail/engine/block_manager.h"
@@ -37,6 +32,9 @@
 #include "contrail/tokenizer/tokenizer.h"
 
 namespace contrail::engine {
+
+// A request's id, chosen by the caller (unique among requests in flight).
+using RequestId = uint64_t;
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };
 // "stop", "length", "cancelled", "error" ("" for None).
@@ -68,7 +66,7 @@ struct ChoiceDelta {
 };
 
 struct RequestUpdate {
-  uint64_t id = 0;
+  RequestId id = 0;
   std::vector<ChoiceDelta> choices;   // only choices with something new
   int64_t n_prompt = 0;               // prompt tokens
   int64_t n_generated = 0;            // tokens generated so far, all choices together
@@ -116,72 +114,30 @@ class Engine {
 
   // Queues a request. Throws InvalidArgument, naming the parameter, its value and the limit, for
   // an empty prompt, a token id outside the vocabulary, max_tokens < 1, prompt + max_tokens beyond
-  // max_seq_len, n outside [1, max_n], top_logprobs outside [-1, 20], invalid sampling parameters,
-  // bad stop strings, or an id already in flight. Returns QueueFull when max_waiting requests are
-  // queued, ShuttingDown after drain() began; the callback is not called then.
-  SubmitStatus submit(uint64_t id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb);
+  // max_seq_len (computed without overflow), n outside [1, max_n], top_logprobs outside [-1, 20],
+  // invalid sampling parameters, bad stop strings, or an id already in flight. Returns QueueFull
+  // when max_waiting requests are queued, ShuttingDown after drain() began; the callback is not
+  // called then. A request that fails after submit() (on the engine thread) gets a final update
+  // with FinishReason::Error; nothing thrown there ends the engine or the process.
+  SubmitStatus submit(RequestId id, std::vector<int32_t> prompt, const RequestOptions& opts, UpdateCallback cb);
   // Cancels a request in any state (unknown or finished ids are ignored); its final update says
   // cancelled.
-  void cancel(uint64_t id);
+  void cancel(RequestId id);
   // Stops accepting new requests, lets in-flight ones finish for up to `timeout`, cancels the rest,
   // and returns when every request has had its final update.
   void drain(std::chrono::milliseconds timeout);
+  // How many more requests submit() would take now (<= 0: it would answer QueueFull). A hint for
+  // refusing early (before a request body is read); submit() decides.
+  int64_t admission_headroom() const;
 
   EngineStats stats() const;
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
-  int64_t max_seq_len() const { return max_seq_len_; }
-  const EngineConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const;
+  int64_t max_seq_len() const;
+  const EngineConfig& config() const;
 
  private:
-  struct Choice;
-  struct Request;
-  struct Pending {
-    uint64_t id;
-    std::vector<int32_t> prompt;
-    RequestOptions opts;
-    UpdateCallback cb;
-  };
-
-  // An update and the callback it goes to (requests may be gone by delivery time).
-  struct Outgoing {
-    std::shared_ptr<UpdateCallback> cb;
-    RequestUpdate update;
-  };
-
-  void loop();
-  // Registers a new request with the scheduler.
-  void admit(Pending& p, std::vector<Outgoing>& out);
-  void finish_request(Request& r, FinishReason why, const std::string& error, std::vector<Outgoing>& out);
-  // Schedules, runs and samples one step; false when nothing could be scheduled.
-  bool step(std::vector<Outgoing>& out);
-  void publish_stats();
-
-  std::unique_ptr<ModelRunner> runner_;
-  const Tokenizer* tokenizer_;
-  EngineConfig config_;
-  int64_t max_seq_len_;
-  BlockManager blocks_;
-  Scheduler sched_;
-
-  // Owned by the engine thread.
-  std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
-  std::unordered_map<RequestId, Choice*> by_seq_;
-  RequestId next_seq_ = 1;
-  std::vector<float> logits_;
-
-  // Shared with submitting threads, under mu_.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // wakes the engine thread
-  std::condition_variable idle_cv_;  // signalled when the last active request finishes
-  std::deque<Pending> inbox_;
-  std::vector<uint64_t> cancels_;
-  std::unordered_map<uint64_t, bool> active_;  // submitted ids without a final update yet
-  int64_t waiting_now_ = 0;                    // scheduler waiting count after the last step
-  int64_t running_now_ = 0;                    // scheduler running count after the last step
-  bool accepting_ = true;
-  bool stop_ = false;
-  EngineStats stats_;
-  std::thread thread_;
+  struct Impl;  // the engine thread, its state, and the locks shared with submitting threads
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace contrail::engine

@@ -31,7 +31,9 @@
 
 namespace contrail::engine {
 
-using RequestId = int64_t;
+// One sequence of the scheduler: a request choice (a request with n choices has n sequences; the
+// engine maps them to its RequestId).
+using SeqId = int64_t;
 
 struct SchedulerConfig {
   int64_t max_batched_tokens = 512;  // tokens per forward pass, all sequences together
@@ -46,7 +48,7 @@ struct SchedulerConfig {
 // One sequence's chunk in a step: tokens [first_pos, first_pos + n_tokens) of its known tokens
 // are computed (their K/V written to the sequence's blocks at those positions).
 struct ScheduledChunk {
-  RequestId id = 0;
+  SeqId id = 0;
   int64_t first_pos = 0;
   int64_t n_tokens = 0;
   bool sample = false;  // the chunk ends at the last known token: sample the next one
@@ -55,7 +57,7 @@ struct ScheduledChunk {
 struct SchedulerOutput {
   std::vector<ScheduledChunk> chunks;   // in the order the runner should lay out the batch
   std::vector<BlockCopy> copies;        // copy-on-write block copies to do before the forward pass
-  std::vector<RequestId> preempted;     // sequences sent back to waiting in this step
+  std::vector<SeqId> preempted;     // sequences sent back to waiting in this step
   int64_t n_tokens() const;
   bool empty() const { return chunks.empty(); }
 };
@@ -83,7 +85,7 @@ class Scheduler {
   // scheduled again and waits for finish(). Throws InvalidArgument for a duplicate id, an empty
   // prompt, max_total <= prompt size, or max_total beyond max_seq_len or beyond what the whole
   // KV pool can hold (naming the values and limits).
-  AddStatus add(RequestId id, std::vector<int32_t> prompt, int64_t max_total);
+  AddStatus add(SeqId id, std::vector<int32_t> prompt, int64_t max_total);
 
   // Starts `child` as a copy of `parent` right after update() sampled parent's newest token:
   // the child shares parent's computed tokens and their KV blocks (copy-on-write) and continues
@@ -91,7 +93,7 @@ class Scheduler {
   // logits. The child runs at once, even beyond max_running (it is not a new admission).
   // Throws InvalidArgument if parent is not running with exactly one uncomputed token or child
   // exists.
-  void fork(RequestId parent, RequestId child, int32_t first_token);
+  void fork(SeqId parent, SeqId child, int32_t first_token);
 
   // Plans one step. An empty output means there is nothing to do (or nothing fits yet).
   SchedulerOutput schedule();
@@ -103,14 +105,14 @@ class Scheduler {
 
   // Removes a sequence (finished, stopped or cancelled) and frees its blocks. Unknown ids are
   // ignored (a request may finish while its cancellation is in flight).
-  void finish(RequestId id);
+  void finish(SeqId id);
 
   // Known tokens (prompt + generated) of a sequence; throws InvalidArgument for unknown ids.
-  std::span<const int32_t> tokens(RequestId id) const;
-  int64_t n_prompt(RequestId id) const;
-  int64_t n_computed(RequestId id) const;
-  int64_t max_total(RequestId id) const;
-  bool contains(RequestId id) const { return seqs_.count(id) != 0; }
+  std::span<const int32_t> tokens(SeqId id) const;
+  int64_t n_prompt(SeqId id) const;
+  int64_t n_computed(SeqId id) const;
+  int64_t max_total(SeqId id) const;
+  bool contains(SeqId id) const { return seqs_.count(id) != 0; }
 
   int64_t n_running() const { return static_cast<int64_t>(running_.size()); }
   int64_t n_waiting() const { return static_cast<int64_t>(waiting_.size()); }
@@ -126,15 +128,15 @@ class Scheduler {
     bool running = false;
     bool admitted_before = false;  // prefix statistics count first admissions only
   };
-  Seq& get(RequestId id, const char* where);
-  const Seq& get(RequestId id, const char* where) const;
-  void preempt(RequestId id, SchedulerOutput& out);
+  Seq& get(SeqId id, const char* where);
+  const Seq& get(SeqId id, const char* where) const;
+  void preempt(SeqId id, SchedulerOutput& out);
 
   SchedulerConfig config_;
   BlockManager* blocks_;
-  std::unordered_map<RequestId, Seq> seqs_;
-  std::vector<RequestId> running_;   // admission order, oldest first
-  std::deque<RequestId> waiting_;    // arrival order; preempted ones at the front
+  std::unordered_map<SeqId, Seq> seqs_;
+  std::vector<SeqId> running_;   // admission order, oldest first
+  std::deque<SeqId> waiting_;    // arrival order; preempted ones at the front
   SchedulerStats stats_;
 };
 

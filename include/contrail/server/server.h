@@ -14,8 +14,10 @@
 //   its KV blocks are freed.
 // - shutdown(): stop taking requests, let in-flight ones finish for up to drain_timeout, cancel the
 //   rest (finish_reason "abort"), then stop listening. serve() returns afterwards.
-// HTTP: cpp-httplib (Debian's libcpp-httplib), HTTP/1.1 keep-alive, one worker thread per open
-// connection from a pool of http_threads (docs/SERVING.md explains the choice).
+// HTTP: an event-driven HTTP/1.1 server (Boost.Asio + Beast's parser; docs/SERVING.md): thousands
+// of idle or slow connections cost no threads; header/body deadlines, header size and count
+// limits, a body limit that holds for chunked bodies, no compressed bodies, admission (401, 404,
+// 429, 503) decided from the header before the body is read.
 #pragma once
 #include <chrono>
 #include <memory>
@@ -31,8 +33,14 @@ struct ServerConfig {
   int port = 8080;                 // 0: any free port (see Server::port())
   std::string api_key;             // empty: no authentication
   std::string model_name;          // the id of /v1/models; requests may name it or omit "model"
-  int http_threads = 64;           // concurrent connections served
-  size_t max_body_bytes = size_t{8} << 20;
+  int http_threads = 4;            // worker threads parsing requests (JSON, tokenization)
+  int io_threads = 2;              // threads serving every socket
+  size_t max_body_bytes = size_t{8} << 20;        // after chunked framing is removed
+  size_t max_header_bytes = size_t{16} << 10;
+  size_t max_header_count = 100;
+  size_t max_connections = 10000;
+  std::chrono::milliseconds header_timeout{10000};  // a request's whole header (also keep-alive idle)
+  std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds drain_timeout{30000};
 };
 
