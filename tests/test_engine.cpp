@@ -362,6 +362,39 @@ TEST_F(MockEngine, AdmissionControlAndValidation) {
   expect_all_blocks_free(*e);
 }
 
+// max_tokens near INT64_MAX: n_prompt + max_tokens overflowed past validation and the scheduler
+// threw on the engine thread (std::terminate). Now a clear InvalidArgument at submit().
+TEST_F(MockEngine, HugeMaxTokensIsRefusedWithoutOverflow) {
+  auto e = make(100);
+  Collector col;
+  for (const int64_t huge : {INT64_MAX, INT64_MAX - 1, INT64_MAX / 2 + 1})
+    test::expect_invalid([&] { e->submit(1, prompt(5, 1), greedy(huge), col.callback()); },
+                         {"max_tokens", std::to_string(huge), "256"});
+  ASSERT_EQ(e->submit(2, prompt(5, 2), greedy(4), col.callback()), SubmitStatus::Ok);
+  EXPECT_EQ(col.wait({2}).at(2).choices.at(0).tokens.size(), 4u);
+  expect_all_blocks_free(*e);
+}
+
+// A callback that throws ends neither the engine thread nor the process; other requests go on.
+TEST_F(MockEngine, ThrowingCallbackDoesNotStopTheEngine) {
+  auto e = make(100);
+  Collector col;
+  std::atomic<int> thrown{0};
+  ASSERT_EQ(e->submit(1, prompt(5, 1), greedy(6),
+                      [&](const RequestUpdate&) {
+                        ++thrown;
+                        throw std::runtime_error("client bug");
+                      }),
+            SubmitStatus::Ok);
+  ASSERT_EQ(e->submit(2, prompt(5, 2), greedy(6), col.callback()), SubmitStatus::Ok);
+  const auto r = col.wait({2});
+  EXPECT_EQ(r.at(2).choices.at(0).tokens, solo(prompt(5, 2), 6));
+  EXPECT_GT(thrown.load(), 0);
+  expect_all_blocks_free(*e);
+  ASSERT_EQ(e->submit(3, prompt(5, 3), greedy(3), col.callback()), SubmitStatus::Ok);
+  EXPECT_EQ(col.wait({3}).at(3).choices.at(0).tokens.size(), 3u);
+}
+
 TEST_F(MockEngine, DrainFinishesInFlightThenRefuses) {
   auto e = make(100);
   Collector col;

@@ -94,7 +94,13 @@ SchedulerOutput Scheduler::schedule() {
   SchedulerOutput out;
   int64_t budget = config_.max_batched_tokens;
 
-  // Running sequences first, oldest first; the newest make room when blocks run out.
+  // Running sequences first, oldest first. When blocks run out, the sequence with the most
+  // remaining work (max_total - known; the newest among equals) among those not yet scheduled in
+  // this step makes room, so short requests finish instead of being preempted by long ones.
+  auto remaining = [&](SeqId id) {
+    const Seq& x = seqs_.at(id);
+    return x.max_total - static_cast<int64_t>(x.tokens.size());
+  };
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     const SeqId id = running_[i];
     Seq& s = seqs_.at(id);
@@ -106,37 +112,49 @@ SchedulerOutput Scheduler::schedule() {
     }
     bool self_preempted = false;
     while (!blocks_->ensure_capacity(id, s.n_computed, s.n_computed + n)) {
-      const SeqId victim = running_.back();
+      size_t v = running_.size() - 1;
+      for (size_t j = running_.size() - 1; j > i; --j)
+        if (remaining(running_[j - 1]) > remaining(running_[v])) v = j - 1;
+      const SeqId victim = running_[v];
       preempt(victim, out);
       if (victim == id) {
         self_preempted = true;
         break;
       }
     }
-    if (self_preempted) break;  // it was the newest: everything after it is gone too
+    if (self_preempted) continue;  // running_[i] is now the next sequence
     out.chunks.push_back({id, s.n_computed, n, s.n_computed + n == n_known});
     budget -= n;
     ++i;
   }
 
-  // Then waiting sequences in order, as long as their chunk fits without preempting anyone.
-  while (out.preempted.empty() && !waiting_.empty() && budget > 0 && n_running() < config_.max_running) {
-    const SeqId id = waiting_.front();
+  // Then waiting sequences in order, as long as their chunk fits without preempting anyone; one
+  // that does not fit is passed over by the ones behind it (bounded, so it cannot starve). Those
+  // preempted in this step wait for the next.
+  for (auto it = waiting_.begin(); it != waiting_.end() && budget > 0 && n_running() < config_.max_running;) {
+    const SeqId id = *it;
     Seq& s = seqs_.at(id);
+    if (std::find(out.preempted.begin(), out.preempted.end(), id) != out.preempted.end()) {
+      ++it;
+      continue;
+    }
     const auto n_known = static_cast<int64_t>(s.tokens.size());
     s.n_computed = blocks_->attach_cached_prefix(id, s.tokens);
     const int64_t n = std::min(n_known - s.n_computed, budget);
     if (!blocks_->ensure_capacity(id, s.n_computed, s.n_computed + n)) {
       blocks_->free_sequence(id);
       s.n_computed = 0;
-      break;
+      if (++s.passed_over > kMaxPassOvers) break;  // strict order until it gets in
+      ++it;
+      continue;
     }
     if (!s.admitted_before) {
       stats_.prefix_query_tokens += s.n_prompt;
       stats_.prefix_hit_tokens += std::min(s.n_computed, s.n_prompt);
       s.admitted_before = true;
     }
-    waiting_.pop_front();
+    s.passed_over = 0;
+    it = waiting_.erase(it);
     running_.push_back(id);
     s.running = true;
     out.chunks.push_back({id, s.n_computed, n, s.n_computed + n == n_known});

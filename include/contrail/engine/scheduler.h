@@ -96,7 +96,13 @@ class Scheduler {
   void fork(SeqId parent, SeqId child, int32_t first_token);
 
   // Plans one step. An empty output means there is nothing to do (or nothing fits yet).
+  // Fairness: running sequences are served oldest first; when blocks run out, the one with the
+  // most remaining work (max_total - known) not yet scheduled in the step is preempted, so a short
+  // request is not held up by long ones filling the pool. Waiting sequences are admitted in
+  // order, but one that does not fit yet is passed over (at most kMaxPassOvers times) by those
+  // behind it.
   SchedulerOutput schedule();
+  static constexpr int kMaxPassOvers = 256;
 
   // Applies the runner's results: every chunk of `out` was computed, and sampled[i] is the token
   // sampled for the i-th chunk with sample == true (in chunk order). Computed full blocks enter
@@ -127,6 +133,7 @@ class Scheduler {
     int64_t max_total = 0;
     bool running = false;
     bool admitted_before = false;  // prefix statistics count first admissions only
+    int passed_over = 0;           // admissions of later sequences while this one waited first
   };
   Seq& get(SeqId id, const char* where);
   const Seq& get(SeqId id, const char* where) const;
