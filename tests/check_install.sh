@@ -47,6 +47,10 @@ needed "$tmp/consumer/hub_consumer" | grep -q curl || fail "hub_consumer does no
 if [ -f "$model" ]; then
   "$tmp/consumer/consumer" "$model"
   "$tmp/consumer/server_consumer" "$model"
+elif [ -n "${CI:-}" ]; then
+  # CI must run the consumer, not just build it: missing shared data is a failure there.
+  echo "check_install: model $model absent (CI=$CI: missing shared data is a failure, not 'built only')" >&2
+  exit 1
 else
   echo "model $model absent: built only"
 fi

@@ -12,13 +12,20 @@ namespace contrail::test {
 
 nlohmann::json read_json(const std::string& path);
 
-// Case names of golden/stories260K/llama2c (every <case>.prompt.txt there), sorted.
+// Case names of golden/stories260K/llama2c (every <case>.prompt.txt there), sorted. A missing
+// directory is a gtest failure under CI (a recorded skip otherwise, see expect_data); a directory
+// without cases is a failure everywhere. Callers still check their loop ran (require_cases).
 std::vector<std::string> stories_cases();
-// Sequence names listed in golden/tiny-random/<arch>/golden/summary.json.
+// Sequence names listed in golden/tiny-random/<arch>/golden/summary.json. A missing summary is a
+// failure under CI (a recorded skip otherwise); an empty list is a failure everywhere.
 std::vector<std::string> tiny_random_sequences(const std::string& arch);
 
+// Largest |a - b| (NaN counts as infinite) with its position, and the mean |a - b|: a few
+// isolated outliers (e.g. one activation rounding step of a quantized matmul) move the max but
+// barely the mean, while a systematic error (a wrong constant) moves both.
 struct LogitsDiff {
   double max_abs = 0;
+  double mean_abs = 0;
   int64_t row = -1, col = -1;
 };
 LogitsDiff max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, int64_t n_cols);
@@ -26,7 +33,9 @@ LogitsDiff max_abs_diff(const std::vector<float>& a, const std::vector<float>& b
 // Greedy continuation from `ids` for golden["greedy_ids"].size() steps (never stopping at EOS),
 // checked against golden greedy_ids/greedy_top5: equal tokens required while the golden margin
 // exceeds `tol`; at the first allowed divergence the comparison ends. Adds gtest failures.
-// Returns the number of steps that matched exactly.
-int check_greedy(Session& s, const std::vector<int32_t>& ids, const nlohmann::json& golden, double tol);
+// Returns the number of steps that matched exactly. `max_step_diff` (optional) receives the
+// largest |our logit - golden logit| of the golden's choice over the steps compared.
+int check_greedy(Session& s, const std::vector<int32_t>& ids, const nlohmann::json& golden, double tol,
+                 double* max_step_diff = nullptr);
 
 }  // namespace contrail::test

@@ -194,7 +194,8 @@ TEST(BenchDataset, ShareGptFirstTwoTurnsAndJetStreamFilters) {
 TEST(BenchDataset, ShareGptDemoWithStoriesTokenizer) {
   const std::string path = test::data_path("data/sharegpt_demo.json");
   const std::string model = test::data_path("models/stories260K/stories260K.gguf");
-  if (!test::exists(path) || !test::exists(model)) GTEST_SKIP() << "shared data missing";
+  CONTRAIL_REQUIRE_DATA(path);  // a failure under CI, a skip elsewhere
+  CONTRAIL_REQUIRE_DATA(model);
   const auto pairs = bench::load_sharegpt(path);
   ASSERT_GT(pairs.size(), 100u);
   const Tokenizer tok(load_model_file(model).vocab);
@@ -241,7 +242,8 @@ TEST(BenchPlot, SvgIsWellFormed) {
 TEST(BenchServe, CliAgainstContrailServe) {
   const std::string model = test::data_path("models/stories260K/stories260K.gguf");
   const std::string data = test::data_path("data/sharegpt_demo.json");
-  if (!test::exists(model) || !test::exists(data)) GTEST_SKIP() << "shared data missing";
+  CONTRAIL_REQUIRE_DATA(model);  // a failure under CI, a skip elsewhere
+  CONTRAIL_REQUIRE_DATA(data);
   test::ServerProcess server({"-m", model});
   test::TempDir dir("bench_serve");
   const std::string out_json = dir.file("r.json"), svg = dir.file("r.svg");

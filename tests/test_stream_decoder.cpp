@@ -157,7 +157,9 @@ TEST(Utf8, AgreesWithIconv) {
 TEST(StreamDecoderStories, MatchesLlama2cStdout) {
   const std::string tok_path = data_path("models/stories260K/tok512.bin");
   CONTRAIL_REQUIRE_DATA(tok_path);
+  CONTRAIL_REQUIRE_DATA(data_path("golden/stories260K/llama2c"));
   const Tokenizer tok(load_llama2c_vocab(tok_path, 512));
+  size_t n = 0;
   for (const std::string& name : test::stories_cases()) {
     const std::string base = data_path("golden/stories260K/llama2c/" + name);
     CONTRAIL_REQUIRE_DATA(base + ".json");
@@ -169,7 +171,9 @@ TEST(StreamDecoderStories, MatchesLlama2cStdout) {
     for (const int32_t id : ids) text += d.push(id);
     text += d.flush();
     EXPECT_EQ(text + "\n", test::read_text(base + ".stdout.txt")) << name;
+    ++n;
   }
+  test::require_cases(n, "stories260K llama2.c outputs");
 }
 
 }  // namespace

@@ -74,7 +74,9 @@ TEST(Llama2cVocab, PromptIdsMatchLlama2c) {
   CONTRAIL_REQUIRE_DATA(data_path(kTok512));
   CONTRAIL_REQUIRE_DATA(data_path(kStoriesGguf));
   const Tokenizer from_bin(load_llama2c_vocab(data_path(kTok512), 512));
+  CONTRAIL_REQUIRE_DATA(data_path("golden/stories260K/llama2c"));
   const Tokenizer from_gguf(gguf_vocab(data_path(kStoriesGguf)));
+  size_t n = 0;
   for (const std::string& name : test::stories_cases()) {
     const std::string base = data_path("golden/stories260K/llama2c/" + name);
     CONTRAIL_REQUIRE_DATA(base + ".json");
@@ -83,7 +85,9 @@ TEST(Llama2cVocab, PromptIdsMatchLlama2c) {
     ASSERT_FALSE(expected.empty()) << name;
     EXPECT_EQ(from_bin.encode(prompt, /*add_special=*/true), expected) << name;
     EXPECT_EQ(from_gguf.encode(prompt, /*add_special=*/true), expected) << name;
+    ++n;
   }
+  test::require_cases(n, "stories260K prompts");
 }
 
 // The tiny-random models' text sequences are "first N tokens of llama-tokenize(TEXT)" (with BOS

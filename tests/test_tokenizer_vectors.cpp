@@ -109,6 +109,7 @@ TEST_P(LlamaCppVectors, MatchExactly) {
   const std::string tests = data_path(p.tests);
   CONTRAIL_REQUIRE_DATA(source);
   CONTRAIL_REQUIRE_DATA(tests + ".inp");
+  CONTRAIL_REQUIRE_DATA(tests + ".out");
   const Tokenizer tok(load(p.loader, source));
   const auto cases = read_cases(tests + ".inp", tests + ".out");
   ASSERT_FALSE(cases.empty());

@@ -100,4 +100,21 @@ int run_command(const std::string& cmd, std::string* out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+bool in_ci() { return std::getenv("CI") != nullptr; }
+
+bool expect_data(const std::string& path) {
+  if (exists(path)) return true;
+  if (in_ci())
+    ADD_FAILURE() << "missing shared data: " << path << " (CI=true: every expected data set must be present)";
+  else
+    [&] { GTEST_SKIP() << "missing shared data: " << path << " (set CONTRAIL_DATA)"; }();
+  return false;
+}
+
+bool require_cases(size_t n_cases, const std::string& what) {
+  if (n_cases > 0) return true;
+  ADD_FAILURE() << what << ": ran 0 cases (an empty case list checks nothing)";
+  return false;
+}
+
 }  // namespace contrail::test

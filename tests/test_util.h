@@ -58,6 +58,20 @@ class ActiveIsaGuard {
 // Runs a shell command, captures stdout (stderr to stderr unless redirected); returns exit code.
 int run_command(const std::string& cmd, std::string* out);
 
+// True when running under CI (the CI environment variable is set, as CONTRAIL_REQUIRE_DATA reads it).
+bool in_ci();
+
+// For loaders of shared data that cannot return early from the test: adds a gtest failure for a
+// missing `path` under CI, else records a skip (the test then ends as skipped unless it fails).
+// Returns whether `path` exists.
+bool expect_data(const std::string& path);
+
+// A data-driven loop or case list must check something: adds a gtest failure naming `what` when
+// `n_cases` is 0, in and outside CI (an empty list with the data present is a broken data set or
+// loader, never a pass). Returns n_cases > 0. Use after every loop over cases read from
+// CONTRAIL_DATA: `int n = 0; for (...) { ...; ++n; } test::require_cases(n, "stories260K cases");`
+bool require_cases(size_t n_cases, const std::string& what);
+
 }  // namespace contrail::test
 
 // Skips the test when a shared data file is missing, except on CI (CI=true), where it fails.
