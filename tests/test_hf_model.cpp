@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <ostream>
 #include <nlohmann/json.hpp>
 
 #include "contrail/core/error.h"
@@ -32,7 +33,40 @@ std::unique_ptr<Session> make_session(ModelFile m) {
   return std::make_unique<Session>(std::make_shared<const ModelFile>(std::move(m)), so);
 }
 
-class HfGolden : public ::testing::TestWithParam<const char*> {};
+// Per checkpoint: tolerances on |logit diff| vs llama.cpp's goldens (max over prompt rows and
+// greedy steps; mean per sequence) and vs our evaluation of the GGUF conversion (max), about 3-5x
+// the largest error measured with CONTRAIL_ISA=scalar, avx2 and avx512 (AMD EPYC Zen 5). The
+// goldens were computed from the GGUF conversion, so the HF path sees the same floors as
+// test_golden_tiny_random.cpp (see the reasons there); measured max / mean over the 3 sequences:
+struct HfCase {
+  const char* model;
+  double tol_golden;       // max |logit - golden| (prompt rows and greedy steps)
+  double mean_tol_golden;  // mean |logit - golden| of each sequence
+  double tol_gguf;         // max |logit - our GGUF logit|
+};
+
+void PrintTo(const HfCase& c, std::ostream* os) { *os << c.model; }
+
+const HfCase kHfCases[] = {
+    // golden 1.88e-4 / 2.74e-5; vs GGUF 2.98e-7 (Q/K rows permuted: summation order differs).
+    {"llama", 6e-4, 1e-4, 1e-6},
+    // golden 1.70e-4 / 2.62e-5; vs GGUF 2.98e-7.
+    {"mistral", 6e-4, 1e-4, 1e-6},
+    // golden 4.17e-7 / 3.59e-8; vs GGUF 0 (bit-identical on every ISA: same layout, same math).
+    {"qwen2", 1.5e-6, 1.5e-7, 1e-6},
+    // golden 2.38e-7 / 3.56e-8; vs GGUF 0.
+    {"phi3", 1e-6, 1.5e-7, 1e-6},
+    // golden 2.06e-4 / 3.08e-5; vs GGUF 0.
+    {"gpt2", 7e-4, 1e-4, 1e-6},
+    // golden 8.05e-6 / 1.28e-6; vs GGUF 0. Doubled eps: 3.2e-5 / 3.1e-6 (caught by the max).
+    {"gemma", 2.4e-5, 4e-6, 1e-6},
+    // golden 2.41e-4 / 3.88e-5; vs GGUF 0.
+    {"gemma2", 8e-4, 1.2e-4, 1e-6},
+    // golden 1.07e-6 (greedy 1.07e-6) / 1.78e-7; vs GGUF 8.94e-7.
+    {"llama_quant", 5e-6, 6e-7, 3e-6},
+};
+
+class HfGolden : public ::testing::TestWithParam<HfCase> {};
 
 // The tokenizer read from the HF files (tokenizer.model / tokenizer.json + tokenizer_config.json)
 // against the GGUF conversion's tokenizer.* keys, which llama.cpp's converter wrote from the same
@@ -66,12 +100,14 @@ void expect_same_tokenizer(const std::string& model, const VocabData& hf, const 
   EXPECT_EQ(checked, 2) << model;
 }
 
-// Every golden sequence: HF logits within llama.cpp's 1e-3 (MANIFEST, F32/F16-vocab models), and
-// within 1e-4 of the GGUF conversion evaluated by the same transformer (same weights; only the
-// Q/K row order and with it the RoPE layout differ, so only summation order may move results);
-// greedy continuations equal to llama.cpp's wherever its top1-top2 margin exceeds the tolerance.
+// Every golden sequence: HF logits within the case's tolerance of llama.cpp's goldens, and of the
+// GGUF conversion evaluated by the same transformer (same weights; only the Q/K row order and
+// with it the RoPE layout differ, so only summation order may move results); greedy
+// continuations equal to llama.cpp's wherever its top1-top2 margin exceeds the tolerance.
+// Control: the checkpoint with its norm epsilon doubled must miss the goldens by more.
 TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
-  const std::string model = GetParam();
+  const HfCase& c = GetParam();
+  const std::string model = c.model;
   const std::string hf_dir = tiny(model, "hf");
   CONTRAIL_REQUIRE_DATA(hf_dir + "/config.json");
   ModelFile hf = load_model_file(hf_dir);
@@ -95,6 +131,11 @@ TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
     wrong_layout.config.rope.mode = ops::RopeMode::Normal;
     s_wrong = make_session(std::move(wrong_layout));
   }
+  ModelFile doubled_eps = hf;
+  doubled_eps.config.norm_eps *= 2;
+  auto s_eps = make_session(std::move(doubled_eps));
+  test::LogitsDiff worst_eps;  // largest max and mean over the sequences
+  size_t n_seqs = 0;
   auto s_hf = make_session(std::move(hf));
   auto s_gguf = make_session(std::move(gguf));
   const int64_t n_vocab = s_hf->config().n_vocab;
@@ -108,22 +149,33 @@ TEST_P(HfGolden, LogitsMatchLlamaCppAndGguf) {
     const auto got = s_hf->evaluate_all(ids);
     const auto d_golden = test::max_abs_diff(got, ref, n_vocab);
     const auto d_gguf = test::max_abs_diff(got, s_gguf->evaluate_all(ids), n_vocab);
-    EXPECT_LE(d_golden.max_abs, 1e-3) << model << "/" << seq << ": worst at position " << d_golden.row << ", token "
-                                      << d_golden.col;
-    EXPECT_LE(d_gguf.max_abs, 1e-4) << model << "/" << seq << ": worst at position " << d_gguf.row << ", token "
-                                    << d_gguf.col;
+    EXPECT_LE(d_golden.max_abs, c.tol_golden) << model << "/" << seq << ": worst at position " << d_golden.row
+                                              << ", token " << d_golden.col;
+    EXPECT_LE(d_golden.mean_abs, c.mean_tol_golden) << model << "/" << seq << ": mean |logit diff|";
+    EXPECT_LE(d_gguf.max_abs, c.tol_gguf) << model << "/" << seq << ": worst at position " << d_gguf.row << ", token "
+                                          << d_gguf.col;
     if (s_wrong) EXPECT_GT(test::max_abs_diff(s_wrong->evaluate_all(ids), ref, n_vocab).max_abs, 1e-2) << model << "/" << seq;
-    const int matched = test::check_greedy(*s_hf, ids, g, 1e-3);
+    double step_diff = 0;
+    const int matched = test::check_greedy(*s_hf, ids, g, c.tol_golden, &step_diff);
+    const auto d_eps = test::max_abs_diff(s_eps->evaluate_all(ids), ref, n_vocab);
+    worst_eps.max_abs = std::max(worst_eps.max_abs, d_eps.max_abs);
+    worst_eps.mean_abs = std::max(worst_eps.mean_abs, d_eps.mean_abs);
     RecordProperty(seq + "_max_abs_diff_golden", std::to_string(d_golden.max_abs));
     RecordProperty(seq + "_max_abs_diff_gguf", std::to_string(d_gguf.max_abs));
-    std::printf("hf %s/%s: max |logit diff| vs llama.cpp %.3g, vs our GGUF %.3g, greedy steps matched %d/%zu\n",
-                model.c_str(), seq.c_str(), d_golden.max_abs, d_gguf.max_abs, matched, g.at("greedy_ids").size());
+    std::printf("hf %s/%s: |logit diff| vs llama.cpp max %.3g mean %.3g, vs our GGUF max %.3g; greedy steps "
+                "matched %d/%zu (max diff %.3g); doubled eps: max %.3g mean %.3g\n",
+                model.c_str(), seq.c_str(), d_golden.max_abs, d_golden.mean_abs, d_gguf.max_abs, matched,
+                g.at("greedy_ids").size(), step_diff, d_eps.max_abs, d_eps.mean_abs);
+    ++n_seqs;
   }
+  test::require_cases(n_seqs, model + " golden sequences");
+  EXPECT_TRUE(worst_eps.max_abs > c.tol_golden || worst_eps.mean_abs > c.mean_tol_golden)
+      << model << ": a doubled norm epsilon stays within the tolerances (max " << worst_eps.max_abs << ", mean "
+      << worst_eps.mean_abs << ")";
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyRandom, HfGolden, ::testing::Values("llama", "mistral", "qwen2", "phi3", "gpt2", "gemma",
-                                                                   "gemma2", "llama_quant"),
-                         [](const auto& info) { return std::string(info.param); });
+INSTANTIATE_TEST_SUITE_P(TinyRandom, HfGolden, ::testing::ValuesIn(kHfCases),
+                         [](const auto& info) { return std::string(info.param.model); });
 
 // ---- malformed checkpoints ---------------------------------------------------------------------
 

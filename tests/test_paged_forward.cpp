@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <span>
 
@@ -19,10 +20,29 @@
 namespace contrail {
 namespace {
 
-class PagedForward : public ::testing::TestWithParam<const char*> {};
+// Tolerance on max |paged - contiguous| per architecture, about 3-4x the largest difference
+// measured with CONTRAIL_ISA=scalar / avx2 / avx512 (AMD EPYC Zen 5); scalar was bit-identical.
+struct PagedCase {
+  const char* arch;
+  double tol;
+};
+
+void PrintTo(const PagedCase& c, std::ostream* os) { *os << c.arch; }
+
+const PagedCase kPagedCases[] = {
+    {"llama", 1e-6},     // 0 / 1.19e-7 / 2.98e-7
+    {"mistral", 1e-6},   // 0 / 1.34e-7 / 2.98e-7
+    {"qwen2", 1e-6},     // 0 / 8.94e-8 / 2.38e-7
+    {"phi3", 1e-6},      // 0 / 7.45e-8 / 2.38e-7
+    {"gpt2", 1.2e-6},    // 0 / 1.19e-7 / 3.58e-7
+    {"gemma", 1.2e-6},   // 0 / 8.20e-8 / 3.58e-7
+    {"gemma2", 2e-6},    // 0 / 1.79e-7 / 5.36e-7
+};
+
+class PagedForward : public ::testing::TestWithParam<PagedCase> {};
 
 TEST_P(PagedForward, InterleavedChunksMatchTheContiguousPath) {
-  const std::string arch = GetParam();
+  const std::string arch = GetParam().arch;
   const std::string model = test::data_path("golden/tiny-random/" + arch + "/gguf/model.gguf");
   CONTRAIL_REQUIRE_DATA(model);
   SessionOptions so;
@@ -99,19 +119,27 @@ TEST_P(PagedForward, InterleavedChunksMatchTheContiguousPath) {
     }
   }
   for (size_t q = 0; q < seqs.size(); ++q) EXPECT_EQ(done[q], static_cast<int64_t>(seqs[q].size()));
-  std::printf("%s: paged vs contiguous max |logit diff| %.3g\n", arch.c_str(), worst);
-  EXPECT_LE(worst, 1e-4) << arch;
+  std::printf("%s: paged vs contiguous max |logit diff| %.3g (tolerance %.3g)\n", arch.c_str(), worst,
+              GetParam().tol);
+  EXPECT_LE(worst, GetParam().tol) << arch;
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyRandom, PagedForward,
-                         ::testing::Values("llama", "mistral", "qwen2", "phi3", "gpt2", "gemma", "gemma2"),
-                         [](const auto& info) { return std::string(info.param); });
+INSTANTIATE_TEST_SUITE_P(TinyRandom, PagedForward, ::testing::ValuesIn(kPagedCases),
+                         [](const auto& info) { return std::string(info.param.arch); });
 
 // f16 and q8_0 KV pools against llama.cpp's goldens (f32 KV): one sequence fed in chunks of 5.
 // MANIFEST section 5: llama.cpp itself moves by up to 6.1e-4 with f16 KV (gemma2); q8_0 KV
-// quantizes K/V to 8 bits per value, so it gets the MANIFEST's tolerance for quantized models.
+// quantizes K/V to 8 bits per value. Tolerances about 3-3.6x the max |logit diff| measured with
+// CONTRAIL_ISA=scalar / avx2 / avx512 (AMD EPYC Zen 5):
+//   llama_quant  f16 3.50e-4 / 3.57e-4 / 3.64e-4   q8_0 8.33e-3 / 8.37e-3 / 8.33e-3
+//   gemma2       f16 3.83e-4 / 3.83e-4 / 3.81e-4   q8_0 1.03e-2 (all three)
 TEST(PagedForwardKvDtype, F16AndQ8_0AgainstTheGoldens) {
-  for (const char* arch : {"llama_quant", "gemma2"}) {
+  struct KvCase {
+    const char* arch;
+    double tol_f16, tol_q8_0;
+  };
+  for (const KvCase& kc : {KvCase{"llama_quant", 1.2e-3, 3e-2}, KvCase{"gemma2", 1.2e-3, 3.5e-2}}) {
+    const char* arch = kc.arch;
     const std::string dir = test::data_path(std::string("golden/tiny-random/") + arch);
     CONTRAIL_REQUIRE_DATA(dir + "/gguf/model.gguf");
     auto model = std::make_shared<const ModelFile>(load_model_file(dir + "/gguf/model.gguf"));
@@ -120,7 +148,9 @@ TEST(PagedForwardKvDtype, F16AndQ8_0AgainstTheGoldens) {
     const int64_t n_vocab = model->config.n_vocab;
     for (DType dt : {DType::F16, DType::Q8_0}) {
       double worst = 0;
+      size_t n_seqs = 0;
       for (const std::string& seq : test::tiny_random_sequences(arch)) {
+        ++n_seqs;
         const auto g = test::read_json(dir + "/golden/" + seq + ".json");
         const auto ids = g.at("token_ids").get<std::vector<int32_t>>();
         const auto ref = test::read_f32(dir + "/golden/" + seq + ".logits.bin");
@@ -141,8 +171,9 @@ TEST(PagedForwardKvDtype, F16AndQ8_0AgainstTheGoldens) {
               worst = std::max(worst, static_cast<double>(std::fabs(logits[r * n_vocab + v] - ref[(at + r) * n_vocab + v])));
         }
       }
+      test::require_cases(n_seqs, std::string(arch) + " golden sequences");
       std::printf("%s KV %s: max |logit diff| vs llama.cpp (f32 KV) %.3g\n", arch, dtype_name(dt).data(), worst);
-      EXPECT_LE(worst, dt == DType::F16 ? 2e-3 : 5e-2) << arch << " " << dtype_name(dt);
+      EXPECT_LE(worst, dt == DType::F16 ? kc.tol_f16 : kc.tol_q8_0) << arch << " " << dtype_name(dt);
     }
   }
 }
