@@ -121,6 +121,19 @@ TEST(HostileGguf, Header) {
   expect_rejected(Bytes::header(1, 0).zeros(31).b, {"n_tensors 1 cannot fit"});
 }
 
+// Metadata keys cost far more memory than their minimum encoding (~200 bytes for 14): a file of
+// a million tiny keys (20 MB) used to take ~230 MB to parse. Their count is capped.
+TEST(HostileGguf, MetadataKeyCountIsCapped) {
+  const auto tiny_keys = [](uint64_t n) {
+    Bytes x = Bytes::header(0, n);
+    for (uint64_t i = 0; i < n; ++i) x.str(fmt::format("k{:06}", i)).u32(0).u8(1);
+    return x.b;
+  };
+  const std::vector<uint8_t> ok = tiny_keys(uint64_t(1) << 16);
+  EXPECT_EQ(GgufFile::parse(nullptr, ok.data(), ok.size(), "ok.gguf")->metadata().size(), size_t(1) << 16);
+  expect_rejected(tiny_keys((uint64_t(1) << 16) + 1), {"n_kv 65537 exceeds the supported maximum of 65536"});
+}
+
 TEST(HostileGguf, Strings) {
   expect_rejected(Bytes::header(0, 1).u64(uint64_t(1) << 62).zeros(16).b, {"key #0 name length 4611686018427387904",
                                                                            "exceeds the 16 bytes left"});

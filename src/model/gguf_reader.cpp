@@ -27,6 +27,10 @@ constexpr uint64_t kDefaultAlignment = 32;
 // a value type (4) and at least one value byte; a tensor info is a name length (8), n_dims (4),
 // one dim (8), a type (4) and an offset (8).
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;
+// Each key-value pair costs ~200 bytes of bookkeeping (GgufKV, the duplicate check) for as little
+// as 14 bytes of file, so the count is capped: real files have tens of keys (arrays such as the
+// vocabulary are one key each), and 65536 keys bound that overhead to ~13 MB.
+constexpr uint64_t kMaxKv = uint64_t(1) << 16;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
 
 using detail::gguf_fixed_size;
@@ -246,6 +250,8 @@ void GgufFile::parse_all() {
     throw FormatError(fmt::format("{}: n_kv {} cannot fit in the {} bytes after the header (at least {} bytes each; "
                                   "file size {})",
                                   src, n_kv, r.remaining(), kMinKvBytes, size_));
+  if (n_kv > kMaxKv)
+    throw FormatError(fmt::format("{}: n_kv {} exceeds the supported maximum of {} metadata keys", src, n_kv, kMaxKv));
   if (n_tensors > r.remaining() / kMinTensorInfoBytes)
     throw FormatError(fmt::format("{}: n_tensors {} cannot fit in the {} bytes after the header (at least {} bytes "
                                   "each; file size {})",
@@ -253,6 +259,7 @@ void GgufFile::parse_all() {
 
   // ---- metadata
   std::unordered_set<std::string> seen;
+  kv_.reserve(static_cast<size_t>(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
     GgufKV kv;
     kv.key = p.name(kMaxKeyLength, true, fmt::format("key #{} name", i));

@@ -2,7 +2,8 @@
 //
 // Contract of GgufFile::open: validates everything it reads and throws FormatError naming the file,
 // the field and the offending value for: bad magic, unsupported version, truncation anywhere,
-// absurd counts (n_tensors, n_kv, array lengths, string lengths beyond what the file can hold),
+// absurd counts (n_tensors, n_kv, array lengths, string lengths beyond what the file can hold;
+// n_kv above 65536),
 // unknown value types, unknown tensor types, n_dims > 4 or dims <= 0 / overflowing, rows not a
 // multiple of the block size, duplicate tensor names, alignment not a power of two, tensor data
 // offsets misaligned or extending beyond the end of the file. Never reads out of bounds.
