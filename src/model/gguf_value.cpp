@@ -157,7 +157,7 @@ std::vector<std::string> GgufValue::strings() const {
 GgufValue GgufValue::int_array(GgufType elem, const std::vector<int64_t>& values) {
   if (!gguf_is_integer(elem) && elem != GgufType::BOOL)
     throw InvalidArgument(fmt::format("GgufValue::int_array: element type {} is not an integer scalar type or bool",
-                                      static_cast<uint32_t>(elem) <= 12 ? gguf_type_name(elem) : "unknown"));
+                                      gguf_type_name(elem)));
   GgufValue v;
   v.type = GgufType::ARRAY;
   v.elem_type = elem;
@@ -181,7 +181,7 @@ GgufValue GgufValue::int_array(GgufType elem, const std::vector<int64_t>& values
 GgufValue GgufValue::float_array(GgufType elem, const std::vector<double>& values) {
   if (!gguf_is_float(elem))
     throw InvalidArgument(fmt::format("GgufValue::float_array: element type {} is not f32 or f64",
-                                      static_cast<uint32_t>(elem) <= 12 ? gguf_type_name(elem) : "unknown"));
+                                      gguf_type_name(elem)));
   GgufValue v;
   v.type = GgufType::ARRAY;
   v.elem_type = elem;
