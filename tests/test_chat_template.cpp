@@ -1200,33 +1200,56 @@ TEST(ChatTemplateLimitsTest, HostileTemplatesHitLimits) {
 }
 
 TEST(ChatTemplateLimitsTest, DeepSourceNestingIsFormatError) {
-  for (const std::string& src : {"{{ " + std::string(50000, '(') + "1" + std::string(50000, ')') + " }}",
-                                 "{{ " + std::string(50000, '[') + std::string(50000, ']') + " }}",
-                                 "{{ " + std::string(50000, '-') + "1 }}",
-                                 "{{ " + std::string(30000, 'n') + " }}",
-                                 [] {
-                                   std::string s;
-                                   for (int i = 0; i < 20000; ++i) s += "{% if x %}";
-                                   return s;
-                                 }(),
-                                 "{{ " + [] {
-                                   std::string s = "x";
-                                   for (int i = 0; i < 20000; ++i) s += " if x else x";
-                                   return s;
-                                 }() + " }}",
-                                 "{{ " + [] {
-                                   std::string s;
-                                   for (int i = 0; i < 20000; ++i) s += "not ";
-                                   return s + "x";
-                                 }() + " }}"}) {
-    SCOPED_TRACE(src.substr(0, 40));
+  const auto repeat = [](const std::string& s, int n) {
+    std::string r;
+    for (int i = 0; i < n; ++i) r += s;
+    return r;
+  };
+  // Every case must be rejected by the constructor (before any rendering) with a FormatError
+  // naming the position and the nesting limit. Besides brackets, blocks and prefix operators,
+  // this covers chains (`1+1+...`, `x.a.a...`, `x|f|f...`) whose parser loops build a tree as
+  // deep as their length: a 200000-term sum used to parse, then overflow the stack (SIGSEGV).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"parentheses", "{{ " + std::string(50000, '(') + "1" + std::string(50000, ')') + " }}"},
+      {"list literals", "{{ " + std::string(50000, '[') + std::string(50000, ']') + " }}"},
+      {"dict literals", "{{ " + repeat("{'k': ", 50000) + "1" + std::string(50000, '}') + " }}"},
+      {"unary minus", "{{ " + std::string(50000, '-') + "1 }}"},
+      {"if blocks", repeat("{% if x %}", 20000)},
+      {"for blocks", repeat("{% for a in x %}", 20000)},
+      {"conditional expressions", "{{ x" + repeat(" if x else x", 20000) + " }}"},
+      {"not", "{{ " + repeat("not ", 20000) + "x }}"},
+      {"sum chain", "{{ 1" + repeat("+1", 200000) + " }}"},
+      {"concatenation chain", "{{ 'a'" + repeat("~'a'", 100000) + " }}"},
+      {"and chain", "{{ x" + repeat(" and x", 100000) + " }}"},
+      {"attribute chain", "{{ x" + repeat(".a", 100000) + " }}"},
+      {"subscript chain", "{{ x" + repeat("[0]", 100000) + " }}"},
+      {"call chain", "{{ x" + repeat("()", 100000) + " }}"},
+      {"filter chain", "{{ x" + repeat("|string", 100000) + " }}"},
+  };
+  for (const auto& [what, src] : cases) {
+    SCOPED_TRACE(what);
     try {
       ChatTemplate t(src);
-      (void)t.apply({});
-    } catch (const Error& e) {
-      SUCCEED() << e.what();
+      ADD_FAILURE() << "constructed without a FormatError";
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind("chat template line 1:", 0), 0u) << msg;
+      EXPECT_NE(msg.find("nesting deeper than the limit of 200 levels"), std::string::npos) << msg;
     }
   }
+  // The limit is the configured one, and nesting within it renders.
+  ChatTemplateLimits small;
+  small.max_depth = 50;
+  EXPECT_EQ(ChatTemplate("{{ 1" + repeat("+1", 40) + " }}", small).apply({}), "41");
+  EXPECT_EQ(ChatTemplate("{{ " + std::string(20, '(') + "7" + std::string(20, ')') + " }}", small).apply({}), "7");
+  try {
+    ChatTemplate t("{{ 1" + repeat("+1", 60) + " }}", small);
+    ADD_FAILURE() << "a 61-term sum passed a depth limit of 50";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("nesting deeper than the limit of 50 levels"), std::string::npos) << e.what();
+  }
+  // A long name is not nesting: an undefined variable prints nothing.
+  EXPECT_EQ(ChatTemplate("{{ " + std::string(30000, 'n') + " }}").apply({}), "");
 }
 
 TEST(ChatTemplateLimitsTest, DeepDataNestingThrows) {

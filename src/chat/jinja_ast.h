@@ -69,6 +69,7 @@ struct Expr {
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;
+  int height = 1;  // levels of the subtree rooted here (1: no children); the parser bounds it
 
   Expr(Kind k, Pos p) : kind(k), pos(p) {}
 };
@@ -125,7 +126,8 @@ struct LexOptions {
 // and characters that are no token.
 std::vector<Token> lex(const std::string& src, const LexOptions& opts = {});
 
-// Parses the tokens; max_depth bounds the nesting of blocks and expressions.
+// Parses the tokens; max_depth bounds the nesting of blocks and the height of every expression
+// tree (also the left-deep ones a chain like `a + b + ...` or `x.a.b...` builds without nesting).
 // Throws FormatError naming line:column for anything outside the supported subset.
 Program parse(const std::vector<Token>& tokens, int max_depth);
 

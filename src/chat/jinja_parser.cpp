@@ -270,12 +270,26 @@ class Parser {
 
   // ---- expressions ----------------------------------------------------------------------------
   ExprPtr node(Expr::Kind k, const Pos& p) { return std::make_unique<Expr>(k, p); }
+  // Sets the height of a node whose children are all attached, failing beyond max_depth. Chains
+  // (`a + b + ...`, `x.a.b...`, `x|f|g...`, `f()()...`) grow their tree in a loop, not by
+  // recursion, so DepthGuard alone would let a long one build a tree whose evaluation or
+  // destruction overflows the stack. Every composite node passes through here.
+  ExprPtr finish(ExprPtr e) {
+    int below = 0;
+    for (const ExprPtr& a : e->args)
+      if (a) below = std::max(below, a->height);
+    for (const auto& kw : e->kwargs)
+      if (kw.second) below = std::max(below, kw.second->height);
+    e->height = below + 1;
+    if (e->height > max_depth_) fail(e->pos, fmt::format("nesting deeper than the limit of {} levels", max_depth_));
+    return e;
+  }
   ExprPtr binary(Expr::Kind k, const Pos& p, ExprPtr a, ExprPtr b, std::string op = {}) {
     auto e = node(k, p);
     e->name = std::move(op);
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return finish(std::move(e));
   }
 
   // An expression, or a tuple of them when commas follow (`a, b`).
@@ -290,7 +304,7 @@ class Parser {
       if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || is_op(")")) break;  // trailing comma
       t->args.push_back(with_condexpr ? parse_expression() : parse_or());
     }
-    return t;
+    return finish(std::move(t));
   }
 
   ExprPtr parse_expression() {
@@ -304,7 +318,7 @@ class Parser {
       c->args.push_back(std::move(e));
       c->args.push_back(std::move(cond));
       c->args.push_back(std::move(other));
-      e = std::move(c);
+      e = finish(std::move(c));
     }
     return e;
   }
@@ -332,7 +346,7 @@ class Parser {
       DepthGuard g(*this, cur().pos);
       auto e = node(Expr::Kind::Not, next().pos);
       e->args.push_back(parse_not());
-      return e;
+      return finish(std::move(e));
     }
     return parse_compare();
   }
@@ -363,7 +377,7 @@ class Parser {
       cmp->ops.push_back(op);
       cmp->args.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? finish(std::move(cmp)) : std::move(first);
   }
 
   ExprPtr parse_math1() {
@@ -409,6 +423,7 @@ class Parser {
       const Token& op = next();
       e = node(op.text == "-" ? Expr::Kind::Neg : Expr::Kind::Pos, op.pos);
       e->args.push_back(parse_unary(false));
+      e = finish(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -467,7 +482,7 @@ class Parser {
             e->args.push_back(parse_expression());
           }
           expect_op("]");
-          return e;
+          return finish(std::move(e));
         }
         if (t.text == "{") {
           next();
@@ -480,7 +495,7 @@ class Parser {
             e->args.push_back(parse_expression());
           }
           expect_op("}");
-          return e;
+          return finish(std::move(e));
         }
         break;
       default: break;
@@ -498,12 +513,12 @@ class Parser {
           idx->value = Value(next().ival);
           g->args.push_back(std::move(e));
           g->args.push_back(std::move(idx));
-          e = std::move(g);
+          e = finish(std::move(g));
         } else {
           auto g = node(Expr::Kind::GetAttr, p);
           g->name = expect_name();
           g->args.push_back(std::move(e));
-          e = std::move(g);
+          e = finish(std::move(g));
         }
       } else if (is_op("[")) {
         e = parse_subscript(std::move(e));
@@ -535,12 +550,12 @@ class Parser {
       auto g = node(Expr::Kind::GetItem, p);
       g->args.push_back(std::move(obj));
       g->args.push_back(std::move(parts[0]));
-      return g;
+      return finish(std::move(g));
     }
     auto s = node(Expr::Kind::Slice, p);
     s->args.push_back(std::move(obj));
     for (auto& part : parts) s->args.push_back(std::move(part));
-    return s;
+    return finish(std::move(s));
   }
 
   // Parses "(args)" into e->args (after any already there) and e->kwargs.
@@ -568,7 +583,7 @@ class Parser {
     auto c = node(Expr::Kind::Call, cur().pos);
     c->args.push_back(std::move(callee));
     parse_args(*c);
-    return c;
+    return finish(std::move(c));
   }
 
   // One filter after '|' (already consumed): name and optional arguments; `input` may be null
@@ -580,7 +595,7 @@ class Parser {
     if (!is_known_filter(f->name)) fail(p, fmt::format("unknown filter '{}'", f->name));
     f->args.push_back(std::move(input));
     if (is_op("(")) parse_args(*f);
-    return f;
+    return finish(std::move(f));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -603,7 +618,7 @@ class Parser {
                    !is_name("else") && !is_name("or") && !is_name("and")) {
           t->args.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(t);
+        e = finish(std::move(t));
       } else if (is_op("(")) {
         e = parse_call(std::move(e));
       } else {
