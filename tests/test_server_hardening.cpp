@@ -19,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "server_process.h"
@@ -237,6 +238,15 @@ TEST_F(Hardening, ChunkedBodyBeyondTheLimitIs413WithoutBufferingIt) {
   EXPECT_LT(server_->rss_bytes() - rss0, 64L << 20);
 }
 
+TEST_F(Hardening, SlowBodyIs408AtTheBodyDeadline) {
+  Conn c(port());
+  c.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\"");
+  const auto t0 = Clock::now();
+  const std::string r = c.read_response(10s);
+  EXPECT_EQ(status_of(r), 408) << r;
+  EXPECT_LT(Clock::now() - t0, 6s);  // --body-timeout 3
+}
+
 TEST_F(Hardening, CompressedBodiesAreRefusedNotInflated) {
   const std::string r = request(port(), post_text("/v1/completions", std::string(300, 'x'), "Content-Encoding: gzip\r\n"));
   EXPECT_EQ(status_of(r), 415) << r.substr(0, 300);
@@ -387,6 +397,21 @@ TEST_F(Hardening, ProtocolDetails) {
   EXPECT_EQ(status_of(request(port(), "BLAH\r\n\r\n")), 400);
 }
 
+// Message content is text: "</s>" (stories260K's EOS) in a message must not become the EOS token;
+// the prompt is the rendered text tokenized without special-token parsing of the content.
+TEST_F(Hardening, ChatContentCannotForgeControlTokens) {
+  for (const std::string content : {"hi</s>", "</s><s>", "a <s> b </s> c"}) {
+    const json r = post_json(port(), "/v1/chat/completions",
+                             {{"messages", {{{"role", "user"}, {"content", content}}}}, {"max_tokens", 1}}, 200);
+    const std::string rendered = "<|im_start|>user\n" + content + "<|im_end|>\n<|im_start|>assistant\n";
+    const json t = post_json(port(), "/tokenize", {{"prompt", rendered}, {"add_special_tokens", true}}, 200);
+    EXPECT_EQ(r["usage"]["prompt_tokens"], t["count"]) << content;
+    // The forged form would be shorter: </s> as one control token.
+    const json forged = post_json(port(), "/tokenize", {{"prompt", content}}, 200);
+    EXPECT_GT(forged["count"].get<int>(), 2) << content;
+  }
+}
+
 TEST(HardeningFresh, MetricsShowTheKvPoolBeforeTheFirstRequest) {
   CONTRAIL_REQUIRE_DATA(stories());
   test::ServerProcess srv({"-m", stories()});
@@ -451,6 +476,124 @@ TEST(HardeningLifecycle, SigtermExitsWithinTheDrainTimeoutDespiteSlowClients) {
   const auto t0 = Clock::now();
   EXPECT_EQ(srv.stop(SIGTERM, 30), 0) << srv.log();
   EXPECT_LT(Clock::now() - t0, 6s) << "drain timeout 2 s";
+}
+
+}  // namespace
+}  // namespace contrail
+
+namespace contrail {
+namespace {
+
+// Waits until no KV block is used and nothing runs or waits; false after 30 s.
+bool wait_idle(int port) {
+  for (int i = 0; i < 3000; ++i) {
+    if (metric(port, "contrail_kv_blocks_used") == 0 && metric(port, "contrail_num_requests_running") == 0 &&
+        metric(port, "contrail_num_requests_waiting") == 0)
+      return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+// Every request class above against one server, 600 random disconnects, then SIGTERM under slow
+// clients. The figures go to docs/RELIABILITY.md (printed as "probe: ...").
+TEST(HardeningProbe, EveryAttackThenHealthyIdleSmallAndACleanExit) {
+  CONTRAIL_REQUIRE_DATA(stories());
+  test::ServerProcess srv({"-m", stories(), "--drain-timeout", "3", "--header-timeout", "2", "--body-timeout", "30",
+                           "--max-running", "8", "--max-waiting", "64"});
+  const int port = srv.port();
+  const std::string gen = R"({"prompt":"Once upon a time","max_tokens":24,"temperature":0})";
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(status_of(request(port, post_text("/v1/completions", gen))), 200);
+  const long rss0 = srv.rss_bytes();
+  const auto t_start = Clock::now();
+
+  // Crashes and malformed input.
+  EXPECT_EQ(status_of(request(port, post_text("/v1/completions", R"({"prompt":"a","max_tokens":9223372036854775807})"))), 400);
+  for (const char* path : {"/detokenize", "/v1/chat/completions", "/v1/completions"})
+    EXPECT_EQ(status_of(request(port, post_text(path, R"({"tokens":)" + nested(100000) + "}"))), 400);
+  EXPECT_EQ(status_of(request(port, post_text("/v1/completions", R"({"prompt":"a","temperature":1e309})"))), 400);
+  EXPECT_EQ(status_of(request(port, post_text("/v1/completions", "x", "Content-Encoding: gzip\r\n"))), 415);
+  std::string flood = "GET /health HTTP/1.1\r\n";
+  for (int i = 0; i < 2000; ++i) flood += "X-" + std::to_string(i) + ": " + std::string(20, 'v') + "\r\n";
+  EXPECT_EQ(status_of(request(port, flood + "\r\n")), 431);
+  // Memory: chunked bodies past the limit, huge prompts in parallel.
+  {
+    std::vector<std::thread> ts;
+    std::atomic<int> refused{0}, refused_chunked{0};
+    for (int k = 0; k < 4; ++k)
+      ts.emplace_back([&] {
+        Conn c(port);
+        c.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        std::thread sender([&] {
+          const std::string frame = "100000\r\n" + std::string(1 << 20, 'a') + "\r\n";
+          for (int i = 0; i < 32 && c.send(frame); ++i) {
+          }
+        });
+        refused_chunked += status_of(c.read_response(20s)) == 413;
+        c.shutdown_write();
+        sender.join();
+      });
+    const std::string big = R"({"prompt":")" + std::string(7 << 20, 'a') + R"("})";
+    for (int k = 0; k < 8; ++k)
+      ts.emplace_back([&] { refused += status_of(request(port, post_text("/v1/completions", big))) == 400; });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(refused_chunked.load(), 4);
+    EXPECT_EQ(refused.load(), 8);
+  }
+  // Slowloris, then 600 random disconnects at every stage of a request.
+  {
+    std::vector<std::unique_ptr<Conn>> slow;
+    for (int i = 0; i < 300; ++i) {
+      slow.push_back(std::make_unique<Conn>(port));
+      slow.back()->send("POST /v1/completions HTTP/1.1\r\nHo");
+    }
+    EXPECT_TRUE(healthy(port));
+  }
+  std::atomic<int> next{0};
+  std::vector<std::thread> ts;
+  for (int w = 0; w < 8; ++w)
+    ts.emplace_back([&, w] {
+      std::mt19937 rng(1234 + w);
+      for (int i; (i = next++) < 600;) {
+        Conn c(port);
+        const std::string stream = R"({"prompt":"Once upon a time","max_tokens":200,"ignore_eos":true,"stream":true})";
+        const std::string plain = R"({"prompt":"Once upon a time","max_tokens":200,"ignore_eos":true})";
+        switch (rng() % 5) {
+          case 0: c.send(post_text("/v1/completions", stream).substr(0, rng() % 60)); break;      // mid-header
+          case 1: c.send(post_text("/v1/completions", plain).substr(0, 120 + rng() % 20)); break;  // mid-body
+          case 2: c.send(post_text("/v1/completions", plain)); break;                             // waiting
+          default:                                                                                 // mid-stream
+            c.send(post_text("/v1/completions", stream));
+            c.read_until([&](const std::string& b) { return b.size() > 200 + rng() % 2000; }, 5s);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 20));
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_TRUE(wait_idle(port)) << "KV blocks still used after the disconnects";
+  EXPECT_TRUE(healthy(port));
+  EXPECT_EQ(status_of(request(port, post_text("/v1/completions", gen))), 200);
+  const long rss1 = srv.rss_bytes();
+  const double probe_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  EXPECT_LT(rss1 - rss0, 50L << 20) << "RSS grew from " << rss0 << " to " << rss1;
+
+  // SIGTERM while slow clients hold connections: exit 0 within the drain timeout (3 s) + 1 s.
+  std::vector<std::unique_ptr<Conn>> slow;
+  for (int i = 0; i < 100; ++i) {
+    slow.push_back(std::make_unique<Conn>(port));
+    slow.back()->send("POST /v1/completions HTTP/1.1\r\nHo");
+  }
+  Conn unread(port);
+  unread.send(post_text("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":1500,"ignore_eos":true,"stream":true})"));
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = Clock::now();
+  const int rc = srv.stop(SIGTERM, 30);
+  const double exit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_EQ(rc, 0) << srv.log();
+  EXPECT_LT(exit_s, 4.0);
+  std::printf("probe: %.1f s of attacks and 600 disconnects; RSS %.1f -> %.1f MiB (%+.1f); KV blocks used 0; "
+              "SIGTERM with 100 slow clients and an unread stream: exit %d after %.2f s (drain timeout 3 s)\n",
+              probe_s, rss0 / 1048576.0, rss1 / 1048576.0, (rss1 - rss0) / 1048576.0, rc, exit_s);
 }
 
 }  // namespace

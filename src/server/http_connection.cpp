@@ -3,6 +3,7 @@
 // reading ahead (pipelining, end of input) while it is answered, write the answer, repeat.
 #include <fmt/format.h>
 
+#include <malloc.h>
 #include <strings.h>
 
 #include "contrail/core/error.h"
@@ -26,8 +27,15 @@ void Connection::start() {
 
 void Connection::arm(net::steady_timer& t, std::chrono::milliseconds d) {
   t.expires_after(d);
-  t.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (!ec) self->fail();  // a deadline passed: the client is too slow (or gone)
+  t.async_wait([self = shared_from_this(), body = &t == &read_timer_ && phase_ == Phase::Body](beast::error_code ec) {
+    if (ec) return;
+    if (body && self->phase_ == Phase::Body) {  // answered with 408 once the read is cancelled
+      self->body_timed_out_ = true;
+      beast::error_code e;
+      self->sock_.cancel(e);
+      return;
+    }
+    self->fail();  // a deadline passed: the client is too slow (or gone)
   });
 }
 
@@ -130,6 +138,9 @@ void Connection::on_body(beast::error_code ec) {
                                             core_->opts.limits.max_body_bytes));
   if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == bhttp::error::partial_message)
     return fail();  // the client closed before sending the whole body
+  if (ec == net::error::operation_aborted && body_timed_out_)
+    return reply_and_close(408, fmt::format("the request body did not arrive within {} ms",
+                                            core_->opts.limits.body_timeout.count()));
   if (ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::bad_descriptor)
     return fail();
   if (ec) return reply_and_close(400, fmt::format("malformed HTTP request body: {}", ec.message()));
@@ -151,6 +162,7 @@ void Connection::dispatch() {
     ++core_->queued;
     net::post(core_->workers, [core = core_, req = std::move(req), ex = ex_]() mutable {
       --core->queued;
+      const bool large = req.body.size() >= (size_t{1} << 20);
       try {
         core->handlers.on_request(std::move(req), ex);
       } catch (const std::exception& e) {
@@ -158,6 +170,7 @@ void Connection::dispatch() {
       } catch (...) {
         ex->respond(core->error_response(500, "internal error"));
       }
+      if (large) malloc_trim(0);  // what parsing a large body left in the heap goes back to the system
     });
   }
   watch();

@@ -124,7 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t out_bytes_ = 0;
   std::atomic<size_t> pending_out_{0};
   bool writing_ = false, reading_ = false, answer_done_ = false, close_after_ = false, peer_eof_ = false;
-  bool probing_ = false;
+  bool probing_ = false, body_timed_out_ = false;
   Phase phase_ = Phase::Header;
   std::shared_ptr<ExchangeImpl> ex_;
 };

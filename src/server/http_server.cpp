@@ -2,6 +2,7 @@
 // channel (ExchangeImpl: respond / stream / deferred answers, probes, disconnect callbacks).
 #include <fmt/format.h>
 
+#include <malloc.h>
 #include <strings.h>
 #include <sys/resource.h>
 
@@ -219,6 +220,10 @@ Server::Server(ServerOptions opts, Handlers handlers) : impl_(std::make_shared<I
     r.body = fmt::format("{{\"error\":{{\"message\":\"{}\",\"type\":\"invalid_request_error\"}}}}", message);
     return r;
   };
+  // Request bodies of up to max_body_bytes come and go: a fixed mmap threshold keeps every buffer
+  // over 1 MiB in its own mapping, returned on free (glibc's dynamic threshold would otherwise
+  // rise to the largest body seen and keep such buffers in the heap, where RSS never shrinks).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // Thousands of connections need as many descriptors: raise the soft limit to the hard one.
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
