@@ -10,8 +10,10 @@
 
 namespace contrail::jinja {
 
-Value::Value(std::string s, Taint taint)
-    : v_(Str{std::move(s), taint.empty() ? nullptr : std::make_shared<const Taint>(std::move(taint))}) {}
+Value::Value(std::string s, Taint taint) {
+  if (taint.empty()) v_ = std::move(s);
+  else v_ = std::make_shared<const Tainted>(Tainted{std::move(s), std::move(taint)});
+}
 
 Value Value::untrusted(std::string s) {
   const size_t n = s.size();

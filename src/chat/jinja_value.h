@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -81,8 +82,8 @@ class Value {
   Value(int64_t i) : v_(i) {}
   Value(int i) : v_(int64_t{i}) {}
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(Str{std::move(s), nullptr}) {}
-  Value(const char* s) : v_(Str{std::string(s), nullptr}) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(const char* s) : v_(std::string(s)) {}
   // A string whose bytes in `taint` (ranges within s, in Taint's normal form) are untrusted.
   Value(std::string s, Taint taint);
   // A string that is untrusted as a whole (caller data).
@@ -92,7 +93,7 @@ class Value {
   Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}
   Value(std::shared_ptr<const Function> f) : v_(std::move(f)) {}
 
-  Type type() const { return static_cast<Type>(v_.index()); }
+  Type type() const { return v_.index() == kTaintedIndex ? Type::String : static_cast<Type>(v_.index()); }
   bool is_undefined() const { return type() == Type::Undefined; }
   bool is_none() const { return type() == Type::None; }
   bool is_bool() const { return type() == Type::Bool; }
@@ -106,11 +107,14 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return type() == Type::Bool ? int64_t{as_bool()} : std::get<int64_t>(v_); }
   double as_float() const { return type() == Type::Float ? std::get<double>(v_) : static_cast<double>(as_int()); }
-  const std::string& as_string() const { return std::get<Str>(v_).s; }
-  // The untrusted ranges of a string; nullptr when it has none or is no string.
+  const std::string& as_string() const {
+    const auto* t = std::get_if<std::shared_ptr<const Tainted>>(&v_);
+    return t ? (*t)->s : std::get<std::string>(v_);
+  }
+  // The untrusted ranges of a string (non-empty); nullptr when it has none or is no string.
   const Taint* taint() const {
-    const Str* s = std::get_if<Str>(&v_);
-    return s && s->taint ? s->taint.get() : nullptr;
+    const auto* t = std::get_if<std::shared_ptr<const Tainted>>(&v_);
+    return t ? &(*t)->taint : nullptr;
   }
   List& as_list() const { return *std::get<std::shared_ptr<List>>(v_); }
   const std::shared_ptr<List>& list_ptr() const { return std::get<std::shared_ptr<List>>(v_); }
@@ -125,12 +129,17 @@ class Value {
   std::string type_name() const;
 
  private:
-  struct Str {
+  // A string with untrusted bytes lives behind a pointer, so taint adds nothing to the size of a
+  // Value (lists of untainted values cost what they did without taint tracking).
+  struct Tainted {
     std::string s;
-    std::shared_ptr<const Taint> taint;  // null or non-empty
+    Taint taint;  // non-empty
   };
-  using Var = std::variant<jinja::Undefined, jinja::None, bool, int64_t, double, Str, std::shared_ptr<List>,
-                           std::shared_ptr<Dict>, std::shared_ptr<const Function>>;
+  // Alternatives 0..8 in Type's order; kTaintedIndex is a String too.
+  using Var = std::variant<jinja::Undefined, jinja::None, bool, int64_t, double, std::string, std::shared_ptr<List>,
+                           std::shared_ptr<Dict>, std::shared_ptr<const Function>, std::shared_ptr<const Tainted>>;
+  static constexpr size_t kTaintedIndex = 9;
+  static_assert(std::is_same_v<std::variant_alternative_t<kTaintedIndex, Var>, std::shared_ptr<const Tainted>>);
   explicit Value(Var v) : v_(std::move(v)) {}
   Var v_;
 };
