@@ -98,6 +98,7 @@ bool Connection::check_header(Request& hdr) {
       ex_ = std::make_shared<ExchangeImpl>(shared_from_this(), sock_.get_executor(), hdr.version,
                                            no_body && parser_->get().keep_alive() && !core_->stopping);
       phase_ = no_body ? Phase::Handling : Phase::Closing;
+      answering_ = true;
       ex_->respond(std::move(*early));
       return false;
     }
@@ -153,6 +154,7 @@ void Connection::dispatch() {
   req.body = std::move(parser_->get().body());
   parser_.reset();
   phase_ = Phase::Handling;
+  answering_ = true;
   ex_ = std::make_shared<ExchangeImpl>(shared_from_this(), sock_.get_executor(), req.version, keep);
   if (core_->queued.load() >= core_->opts.max_queued) {
     ex_->respond(core_->error_response(503, fmt::format("the server is busy ({} requests waiting for a worker); "
@@ -255,6 +257,7 @@ void Connection::on_write(beast::error_code ec) {
 
 void Connection::finish_answer() {
   answer_done_ = false;
+  answering_ = false;
   ex_.reset();
   probe_timer_.cancel();
   if (close_after_ || phase_ == Phase::Closing || core_->stopping) return graceful_close();
@@ -270,6 +273,7 @@ void Connection::finish_answer() {
 
 void Connection::reply_and_close(int status, std::string message) {
   phase_ = Phase::Closing;
+  answering_ = true;
   Response r = core_->error_response(status, std::move(message));
   const unsigned version = parser_ ? parser_->get().version() : 11;
   ex_ = std::make_shared<ExchangeImpl>(shared_from_this(), sock_.get_executor(), version, false);
@@ -324,6 +328,7 @@ void Connection::fail() {
   out_.clear();
   out_bytes_ = 0;
   pending_out_ = 0;
+  answering_ = false;
   if (auto ex = std::move(ex_)) ex->mark_gone();
   std::lock_guard lk(core_->mu);
   core_->conns.erase(this);
@@ -333,6 +338,6 @@ void Connection::abort() {
   net::post(sock_.get_executor(), [self = shared_from_this()] { self->fail(); });
 }
 
-bool Connection::idle_output() const { return pending_out_.load() == 0; }
+bool Connection::idle_output() const { return !answering_.load() && pending_out_.load() == 0; }
 
 }  // namespace contrail::server::http::detail

@@ -93,7 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send(std::string bytes, bool last, bool close);
   // Any thread: close now (stop()).
   void abort();
-  bool idle_output() const;  // nothing queued or being written (read under the registry lock)
+  bool idle_output() const;  // no answer in progress, nothing queued or being written
 
  private:
   enum class Phase { Header, Body, Handling, Closing, Closed };
@@ -123,6 +123,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;
   std::atomic<size_t> pending_out_{0};
+  std::atomic<bool> answering_{false};  // a request is being answered (stop() waits for it)
   bool writing_ = false, reading_ = false, answer_done_ = false, close_after_ = false, peer_eof_ = false;
   bool probing_ = false, body_timed_out_ = false;
   Phase phase_ = Phase::Header;
