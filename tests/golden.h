@@ -16,8 +16,8 @@ nlohmann::json read_json(const std::string& path);
 // directory is a gtest failure under CI (a recorded skip otherwise, see expect_data); a directory
 // without cases is a failure everywhere. Callers still check their loop ran (require_cases).
 std::vector<std::string> stories_cases();
-// Sequence names listed in golden/tiny-random/<arch>/golden/summary.json. A missing summary is a
-// failure under CI (a recorded skip otherwise); an empty list is a failure everywhere.
+// Sequence names listed in golden/tiny-random/<arch>/golden/summary.json, never empty: throws
+// (a test failure) naming the file when it is missing or lists no sequence.
 std::vector<std::string> tiny_random_sequences(const std::string& arch);
 
 // Largest |a - b| (NaN counts as infinite) with its position, and the mean |a - b|: a few
