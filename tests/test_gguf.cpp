@@ -538,6 +538,7 @@ TEST(GgufFile, ArraysAreStoredCompactlyAndConvertedOnAccess) {
   const GgufValue& s_val = *g->find("s");
   EXPECT_EQ(s_val.array_bytes.size(), 5u);
   EXPECT_EQ(s_val.string_ends, (std::vector<uint64_t>{0, 2, 5, 5}));
+  EXPECT_LE(s_val.array_payload_bytes(), 5u + 4u * 8u + 16u);
   EXPECT_EQ(s_val.strings(), (std::vector<std::string>{"", "ab", std::string("c\0d", 3), ""}));
   EXPECT_EQ(s_val.string_at(1), "ab");
 

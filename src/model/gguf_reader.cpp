@@ -167,19 +167,29 @@ class Parser {
   }
 
   // n strings (u64 length + bytes each) into the blob + end offsets of GgufValue. The caller has
-  // checked that n length fields fit in the file; the blob grows only with bytes actually read.
+  // checked that n length fields fit in the file. Two passes: the first validates the lengths and
+  // sums them, so the blob is allocated once at its exact size.
   void string_array(GgufValue& v, size_t n, const std::string& what) {
-    v.string_ends.reserve(n);
+    const std::string len_what = what + " length";  // built once: n may be in the millions
+    const size_t start = r_.offset();
+    size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
-      const uint64_t len = r_.u64((what + " length").c_str());
+      const uint64_t len = r_.u64(len_what.c_str());
       if (len > r_.remaining())
         throw FormatError(fmt::format("{}: {} length {} at offset {} exceeds the {} bytes left in the file (file size {})",
                                       src_, what, len, r_.offset() - 8, r_.remaining(), r_.size()));
-      const uint8_t* p = r_.bytes(static_cast<size_t>(len), what.c_str());
+      r_.skip(static_cast<size_t>(len), what.c_str());
+      total += static_cast<size_t>(len);  // <= the file size
+    }
+    r_.seek(start, what.c_str());
+    v.array_bytes.reserve(total);
+    v.string_ends.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t len = static_cast<size_t>(r_.u64(len_what.c_str()));
+      const uint8_t* p = r_.bytes(len, what.c_str());
       v.array_bytes.insert(v.array_bytes.end(), p, p + len);
       v.string_ends.push_back(v.array_bytes.size());
     }
-    v.array_bytes.shrink_to_fit();
   }
 
  private:
