@@ -32,6 +32,14 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// AddressSanitizer keeps freed memory in quarantine and slows everything down: RSS bounds do not
+// apply and deadlines get more slack there (the Release figures are in docs/RELIABILITY.md).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
+
 std::string stories() { return test::data_path("models/stories260K/stories260K.gguf"); }
 
 // A raw TCP connection to the server.
@@ -235,7 +243,7 @@ TEST_F(Hardening, ChunkedBodyBeyondTheLimitIs413WithoutBufferingIt) {
   EXPECT_EQ(status_of(r), 413) << r.substr(0, 300);
   EXPECT_NE(body_of(r).find("8388608"), std::string::npos) << body_of(r);
   // What the server read past the limit it dropped (lingering close), never kept.
-  EXPECT_LT(server_->rss_bytes() - rss0, 64L << 20);
+  if (!kAsan) EXPECT_LT(server_->rss_bytes() - rss0, 64L << 20);
 }
 
 TEST_F(Hardening, SlowBodyIs408AtTheBodyDeadline) {
@@ -268,7 +276,7 @@ TEST_F(Hardening, HeaderFloodsAre431) {
     conns.back()->send("GET /health HTTP/1.1\r\nX-A: " + std::string(8000, 'a') + "\r\n");
   }
   EXPECT_TRUE(healthy(port()));
-  EXPECT_LT(server_->rss_bytes() - rss0, 64L << 20);
+  if (!kAsan) EXPECT_LT(server_->rss_bytes() - rss0, 64L << 20);
 }
 
 TEST_F(Hardening, HugePromptIsRefusedBeforeTokenizing) {
@@ -475,7 +483,7 @@ TEST(HardeningLifecycle, SigtermExitsWithinTheDrainTimeoutDespiteSlowClients) {
   std::this_thread::sleep_for(500ms);
   const auto t0 = Clock::now();
   EXPECT_EQ(srv.stop(SIGTERM, 30), 0) << srv.log();
-  EXPECT_LT(Clock::now() - t0, 6s) << "drain timeout 2 s";
+  EXPECT_LT(Clock::now() - t0, kAsan ? 10s : 6s) << "drain timeout 2 s";
 }
 
 }  // namespace
@@ -575,7 +583,7 @@ TEST(HardeningProbe, EveryAttackThenHealthyIdleSmallAndACleanExit) {
   EXPECT_EQ(status_of(request(port, post_text("/v1/completions", gen))), 200);
   const long rss1 = srv.rss_bytes();
   const double probe_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-  EXPECT_LT(rss1 - rss0, 50L << 20) << "RSS grew from " << rss0 << " to " << rss1;
+  if (!kAsan) EXPECT_LT(rss1 - rss0, 50L << 20) << "RSS grew from " << rss0 << " to " << rss1;
 
   // SIGTERM while slow clients hold connections: exit 0 within the drain timeout (3 s) + 1 s.
   std::vector<std::unique_ptr<Conn>> slow;
@@ -590,7 +598,7 @@ TEST(HardeningProbe, EveryAttackThenHealthyIdleSmallAndACleanExit) {
   const int rc = srv.stop(SIGTERM, 30);
   const double exit_s = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_EQ(rc, 0) << srv.log();
-  EXPECT_LT(exit_s, 4.0);
+  EXPECT_LT(exit_s, kAsan ? 10.0 : 4.0);
   std::printf("probe: %.1f s of attacks and 600 disconnects; RSS %.1f -> %.1f MiB (%+.1f); KV blocks used 0; "
               "SIGTERM with 100 slow clients and an unread stream: exit %d after %.2f s (drain timeout 3 s)\n",
               probe_s, rss0 / 1048576.0, rss1 / 1048576.0, (rss1 - rss0) / 1048576.0, rc, exit_s);

@@ -128,7 +128,7 @@ class Server {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // The reason phrase of a status code ("Too Many Requests").

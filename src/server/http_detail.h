@@ -32,7 +32,6 @@ struct Core {
   ServerOptions opts;
   Handlers handlers;
   std::function<Response(int, std::string)> error_response;  // layer errors in the server's format
-  net::io_context io;
   net::thread_pool workers;
   std::atomic<size_t> queued{0};
   std::atomic<bool> stopping{false};
@@ -40,7 +39,7 @@ struct Core {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
 
   Core(ServerOptions o, Handlers h)
-      : opts(std::move(o)), handlers(std::move(h)), io(opts.io_threads), workers(static_cast<size_t>(opts.workers)) {}
+      : opts(std::move(o)), handlers(std::move(h)), workers(static_cast<size_t>(opts.workers)) {}
 };
 
 // "HTTP/1.1 <status> <reason>" + fields; `length` < 0: no Content-Length (chunked or close-delimited).

@@ -173,17 +173,22 @@ void ExchangeImpl::mark_gone() {
 
 using namespace detail;
 
-struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+// Owns the io_context (declared first, destroyed last): destroying it destroys the handlers still
+// queued after stop(), which releases their connections and, through them, the Core. Handlers
+// capture this Impl by pointer: none runs after run() returned, and none outlives io.
+struct Server::Impl {
+  net::io_context io;
   std::shared_ptr<Core> core;
   tcp::acceptor acceptor;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopped = false;
 
-  Impl(ServerOptions o, Handlers h) : core(std::make_shared<Core>(std::move(o), std::move(h))), acceptor(core->io) {}
+  Impl(ServerOptions o, Handlers h)
+      : io(o.io_threads), core(std::make_shared<Core>(std::move(o), std::move(h))), acceptor(io) {}
 
   void accept() {
-    acceptor.async_accept(net::make_strand(core->io), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+    acceptor.async_accept(net::make_strand(io), [self = this](beast::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) self->admit(std::move(s));
       self->accept();
@@ -213,7 +218,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   }
 };
 
-Server::Server(ServerOptions opts, Handlers handlers) : impl_(std::make_shared<Impl>(std::move(opts), std::move(handlers))) {
+Server::Server(ServerOptions opts, Handlers handlers) : impl_(std::make_unique<Impl>(std::move(opts), std::move(handlers))) {
   impl_->core->error_response = [](int status, std::string message) {
     Response r;
     r.status = status;
@@ -258,8 +263,8 @@ int Server::bind(const std::string& host, int port) {
 void Server::run() {
   impl_->accept();
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->core->opts.io_threads; ++i) threads.emplace_back([this] { impl_->core->io.run(); });
-  impl_->core->io.run();
+  for (int i = 1; i < impl_->core->opts.io_threads; ++i) threads.emplace_back([this] { impl_->io.run(); });
+  impl_->io.run();
   for (auto& t : threads) t.join();
   std::lock_guard lk(impl_->stop_mu);
   impl_->stopped = true;
@@ -269,7 +274,7 @@ void Server::run() {
 void Server::stop(std::chrono::milliseconds grace) {
   auto& core = *impl_->core;
   if (core.stopping.exchange(true)) return;
-  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+  net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
     beast::error_code ec;
     impl->acceptor.close(ec);
   });
@@ -291,9 +296,9 @@ void Server::stop(std::chrono::milliseconds grace) {
       if (auto c = w.lock()) c->abort();
   }
   // Closing sockets completes their handlers; then nothing holds the I/O threads.
-  net::post(core.io, [impl = impl_] {
-    auto t = std::make_shared<net::steady_timer>(impl->core->io, std::chrono::milliseconds(200));
-    t->async_wait([impl, t](beast::error_code) { impl->core->io.stop(); });
+  net::post(impl_->io, [impl = impl_.get()] {
+    auto t = std::make_shared<net::steady_timer>(impl->io, std::chrono::milliseconds(200));
+    t->async_wait([impl, t](beast::error_code) { impl->io.stop(); });
   });
 }
 
