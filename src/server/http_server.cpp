@@ -55,7 +55,11 @@ void ExchangeImpl::emit(std::string bytes, bool last, bool close_delimited) {
 }
 
 void ExchangeImpl::respond(Response r) {
+  // The disconnect callback is dropped once the answer is complete (it may own whoever owns this
+  // exchange: a cycle otherwise); it is destroyed after the lock is released.
+  std::function<void()> drop;
   std::lock_guard lk(mu_);
+  if (state_ != State::Done) drop = std::move(gone_cb_);
   switch (state_) {
     case State::Fresh: {
       std::string out = status_head(r.status, r.content_type, r.headers, static_cast<int64_t>(r.body.size()),
@@ -101,8 +105,10 @@ void ExchangeImpl::write(std::string data) {
 }
 
 void ExchangeImpl::end() {
+  std::function<void()> drop;  // see respond()
   std::lock_guard lk(mu_);
   if (state_ == State::Done || !has_stream_) return;
+  drop = std::move(gone_cb_);
   if (state_ == State::Fresh) begin_stream_locked();
   state_ = State::Done;
   emit(version_ >= 11 ? std::string("0\r\n\r\n") : std::string(), true, version_ < 11);
@@ -142,6 +148,7 @@ void ExchangeImpl::probe_tick() {
 void ExchangeImpl::on_gone(std::function<void()> f) {
   {
     std::lock_guard lk(mu_);
+    if (!gone_ && state_ == State::Done) return;  // answered already: `f` is never needed
     if (!gone_) {
       gone_cb_ = std::move(f);
       return;
