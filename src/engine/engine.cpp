@@ -57,6 +57,7 @@ struct Engine::Impl {
   void cancel(RequestId id);
   void drain(std::chrono::milliseconds timeout);
   int64_t admission_headroom() const;
+  int64_t headroom_locked() const;  // under mu_
 
   void loop();
   // One round of the loop: admit, cancel, step, deliver. Returns false when the loop should end.
@@ -247,11 +248,7 @@ SubmitStatus Engine::Impl::submit(RequestId id, std::vector<int32_t> prompt, con
     std::lock_guard lk(mu_);
     if (!accepting_) return SubmitStatus::ShuttingDown;
     if (active_.count(id)) throw InvalidArgument(fmt::format("request id {} is already in flight", id));
-    // Requests that will start at once (free running slots) do not wait: only the rest count
-    // against max_waiting.
-    const int64_t free_slots = std::max<int64_t>(0, config_.scheduler.max_running - running_now_);
-    if (static_cast<int64_t>(inbox_.size()) + waiting_now_ >= config_.scheduler.max_waiting + free_slots)
-      return SubmitStatus::QueueFull;
+    if (headroom_locked() <= 0) return SubmitStatus::QueueFull;
     active_[id] = true;
     ++stats_.active_requests;
     inbox_.push_back({id, std::move(prompt), opts, std::move(cb)});
@@ -260,11 +257,16 @@ SubmitStatus Engine::Impl::submit(RequestId id, std::vector<int32_t> prompt, con
   return SubmitStatus::Ok;
 }
 
-int64_t Engine::Impl::admission_headroom() const {
-  std::lock_guard lk(mu_);
-  if (!accepting_) return 0;
+int64_t Engine::Impl::headroom_locked() const {
+  // Requests that will start at once (free running slots) do not wait: only the rest count
+  // against max_waiting.
   const int64_t free_slots = std::max<int64_t>(0, config_.scheduler.max_running - running_now_);
   return config_.scheduler.max_waiting + free_slots - (static_cast<int64_t>(inbox_.size()) + waiting_now_);
+}
+
+int64_t Engine::Impl::admission_headroom() const {
+  std::lock_guard lk(mu_);
+  return accepting_ ? headroom_locked() : 0;
 }
 
 void Engine::Impl::cancel(RequestId id) {

@@ -127,12 +127,7 @@ void Generator::start(std::string body_text, bool chat, http::ExchangePtr ex) {
   } catch (const InvalidArgument& e) {
     throw api_error(400, e.what(), "invalid_request_error");
   }
-  if (status == engine::SubmitStatus::QueueFull) {
-    ++metrics_.rejected_429;
-    ApiError e = queue_full_error(engine_);
-    http::Response r{e.status, "application/json", dump(e.body()), {{"Retry-After", "1"}}};
-    return ex->respond(std::move(r));
-  }
+  if (status == engine::SubmitStatus::QueueFull) throw queue_full_error(engine_);
   if (status == engine::SubmitStatus::ShuttingDown)
     throw api_error(503, "the server is shutting down", "server_error", "shutting_down");
   // The client went away before the end: cancel (frees the KV blocks).

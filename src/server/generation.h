@@ -22,8 +22,8 @@ class Generator {
             const std::atomic<bool>& draining)
       : engine_(engine), ctx_(ctx), metrics_(metrics), next_id_(next_id), draining_(draining) {}
 
-  // Validates, tokenizes and submits; every outcome is answered through `ex` (errors at once).
-  // Throws ApiError for bad requests (the caller answers them).
+  // Validates, tokenizes and submits; the answer goes through `ex`. Throws ApiError when the
+  // request is refused (bad request, queue full, shutting down): the caller answers it.
   void start(std::string body, bool chat, http::ExchangePtr ex);
 
  private:

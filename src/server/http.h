@@ -17,9 +17,10 @@
 //   connection closes unless they asked for keep-alive. TCP_NODELAY is set; a response's header
 //   and body go out in one write.
 // - A client that half-closes after sending still gets its answer. End of input is not taken as
-//   a disconnect: after it, the layer probes the client every probe_interval (the stream's probe
-//   bytes, or for an armed deferred response the 200 header and then whitespace), and a failed
-//   write or a reset is a disconnect: Exchange::on_gone's callback runs once.
+//   a disconnect: after it, the layer probes the client at once, 100 ms later and then every
+//   probe_interval (the stream's probe bytes, or for an armed deferred response the 200 header
+//   and then whitespace), and a failed write or a reset is a disconnect: Exchange::on_gone's
+//   callback runs once.
 // - stop(grace): no new connections; answers being written get up to `grace` to finish; then every
 //   socket is closed and run() returns, whatever clients do.
 #pragma once

@@ -66,6 +66,11 @@ Request header_of(const bhttp::request_parser<bhttp::string_body>& p) {
   return r;
 }
 
+// The socket was closed (a deadline, stop()) or reset by the client: nothing to answer.
+bool socket_gone(const beast::error_code& ec) {
+  return ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::bad_descriptor;
+}
+
 }  // namespace
 
 bool Connection::check_header(Request& hdr) {
@@ -113,13 +118,12 @@ void Connection::on_header(beast::error_code ec) {
   if (ec == bhttp::error::end_of_stream || ec == net::error::eof) return graceful_close();
   if (ec == bhttp::error::header_limit)
     return reply_and_close(431, fmt::format("the request header exceeds {} bytes", core_->opts.limits.max_header_bytes));
-  if (ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::bad_descriptor)
-    return fail();
+  if (socket_gone(ec)) return fail();
   if (ec) return reply_and_close(400, fmt::format("malformed HTTP request: {}", ec.message()));
-  Request hdr = header_of(*parser_);
-  if (!check_header(hdr)) return;
+  req_ = header_of(*parser_);
+  if (!check_header(req_)) return;
   if (parser_->is_done()) return dispatch();
-  if (strcasecmp(hdr.header("Expect").c_str(), "100-continue") == 0 && hdr.version >= 11) {
+  if (strcasecmp(req_.header("Expect").c_str(), "100-continue") == 0 && req_.version >= 11) {
     out_.push_back("HTTP/1.1 100 Continue\r\n\r\n");
     out_bytes_ += out_.back().size();
     do_write();
@@ -142,14 +146,13 @@ void Connection::on_body(beast::error_code ec) {
   if (ec == net::error::operation_aborted && body_timed_out_)
     return reply_and_close(408, fmt::format("the request body did not arrive within {} ms",
                                             core_->opts.limits.body_timeout.count()));
-  if (ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::bad_descriptor)
-    return fail();
+  if (socket_gone(ec)) return fail();
   if (ec) return reply_and_close(400, fmt::format("malformed HTTP request body: {}", ec.message()));
   dispatch();
 }
 
 void Connection::dispatch() {
-  Request req = header_of(*parser_);
+  Request req = std::move(req_);  // the header, read once in on_header()
   const bool keep = parser_->get().keep_alive() && !core_->stopping;
   req.body = std::move(parser_->get().body());
   parser_.reset();
@@ -208,9 +211,15 @@ void Connection::on_watch(beast::error_code ec, size_t n) {
   }
 }
 
+// After the client's end of input: probe at once and again 100 ms later (a client that closed
+// answers the first write with a reset, so the second fails: the request is cancelled within
+// ~0.1 s), then every probe_interval.
 void Connection::probe_loop() {
   probing_ = true;
-  probe_timer_.expires_after(core_->opts.limits.probe_interval);
+  using std::chrono::milliseconds;
+  const auto wait = probes_ == 0 ? milliseconds(0) : probes_ == 1 ? milliseconds(100) : core_->opts.limits.probe_interval;
+  ++probes_;
+  probe_timer_.expires_after(wait);
   probe_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->phase_ != Phase::Handling || !self->ex_) {
       self->probing_ = false;
@@ -314,14 +323,10 @@ void Connection::discard_input(size_t total) {
 }
 
 void Connection::fail() {
-  if (phase_ == Phase::Closed) {
-    beast::error_code e;
-    sock_.close(e);
-    return;
-  }
-  phase_ = Phase::Closed;
   beast::error_code e;
-  sock_.close(e);
+  sock_.close(e);  // also ends a lingering close early
+  if (phase_ == Phase::Closed) return;
+  phase_ = Phase::Closed;
   read_timer_.cancel();
   write_timer_.cancel();
   probe_timer_.cancel();
@@ -338,6 +343,6 @@ void Connection::abort() {
   net::post(sock_.get_executor(), [self = shared_from_this()] { self->fail(); });
 }
 
-bool Connection::idle_output() const { return !answering_.load() && pending_out_.load() == 0; }
+bool Connection::busy() const { return answering_.load() || pending_out_.load() > 0; }
 
 }  // namespace contrail::server::http::detail

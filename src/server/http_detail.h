@@ -92,7 +92,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send(std::string bytes, bool last, bool close);
   // Any thread: close now (stop()).
   void abort();
-  bool idle_output() const;  // no answer in progress, nothing queued or being written
+  bool busy() const;  // an answer is in progress, or bytes are queued or being written
 
  private:
   enum class Phase { Header, Body, Handling, Closing, Closed };
@@ -118,6 +118,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buf_;
   std::unique_ptr<std::array<char, 65536>> discard_;  // only while closing
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request req_;  // the header of the request being read (its body is added by dispatch())
   net::steady_timer read_timer_, write_timer_, probe_timer_;
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;
@@ -125,6 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> answering_{false};  // a request is being answered (stop() waits for it)
   bool writing_ = false, reading_ = false, answer_done_ = false, close_after_ = false, peer_eof_ = false;
   bool probing_ = false, body_timed_out_ = false;
+  int probes_ = 0;  // probes since the client's end of input
   Phase phase_ = Phase::Header;
   std::shared_ptr<ExchangeImpl> ex_;
 };

@@ -292,7 +292,7 @@ void Server::stop(std::chrono::milliseconds grace) {
     {
       std::lock_guard lk(core.mu);
       for (auto& [p, w] : core.conns)
-        if (auto c = w.lock(); c && !c->idle_output()) busy.push_back(c);
+        if (auto c = w.lock(); c && c->busy()) busy.push_back(c);
     }
     if (busy.empty() || Clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

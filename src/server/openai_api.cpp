@@ -99,6 +99,15 @@ bool listed(const char* const (&list)[N], const std::string& k) {
   return false;
 }
 
+// Text beyond ModelContext::max_prompt_bytes cannot fit the context: refused before tokenizing.
+void check_prompt_bytes(size_t bytes, const ModelContext& m, const char* param, const char* what) {
+  if (bytes > m.max_prompt_bytes)
+    bad(param,
+        fmt::format("{} {} bytes; more than {} bytes cannot fit the context of {} tokens", what, bytes,
+                    m.max_prompt_bytes, m.max_seq_len),
+        "context_length_exceeded");
+}
+
 // Chat content beyond ModelContext::max_prompt_bytes cannot fit: refused before rendering and tokenizing.
 void check_message_bytes(const json& body, const ModelContext& m) {
   const auto it = body.find("messages");
@@ -114,11 +123,7 @@ void check_message_bytes(const json& body, const ModelContext& m) {
         if (part.is_object() && part.contains("text") && part["text"].is_string())
           total += part["text"].get_ref<const std::string&>().size();
   }
-  if (total > m.max_prompt_bytes)
-    bad("messages",
-        fmt::format("the messages hold {} bytes of text; more than {} bytes cannot fit the context of {} tokens", total,
-                    m.max_prompt_bytes, m.max_seq_len),
-        "context_length_exceeded");
+  check_prompt_bytes(total, m, "messages", "the messages hold");
 }
 
 // Fields that would change the result but are not implemented are refused; other unknown fields
@@ -264,11 +269,7 @@ json tokenize(const json& body, const ModelContext& m) {
     add_special = body["add_special_tokens"].get<bool>();
   }
   const std::string& text = body["prompt"].get_ref<const std::string&>();
-  if (text.size() > m.max_prompt_bytes)
-    bad("prompt",
-        fmt::format("'prompt' is {} bytes; more than {} bytes cannot fit the context of {} tokens", text.size(),
-                    m.max_prompt_bytes, m.max_seq_len),
-        "context_length_exceeded");
+  check_prompt_bytes(text.size(), m, "prompt", "'prompt' is");
   const auto ids = m.tokenizer->encode(text, add_special);
   return {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", m.max_seq_len}};
 }
@@ -334,11 +335,7 @@ ParsedRequest parse_completion_request(const json& body, const ModelContext& m, 
     if (p->is_string()) {
       r.prompt_text = p->get<std::string>();
       if (r.prompt_text.empty()) bad("prompt", "'prompt' is empty");
-      if (r.prompt_text.size() > m.max_prompt_bytes)
-        bad("prompt",
-            fmt::format("'prompt' is {} bytes; more than {} bytes cannot fit the context of {} tokens",
-                        r.prompt_text.size(), m.max_prompt_bytes, m.max_seq_len),
-            "context_length_exceeded");
+      check_prompt_bytes(r.prompt_text.size(), m, "prompt", "'prompt' is");
       r.prompt = m.tokenizer->encode(r.prompt_text, /*add_special=*/true);
     } else if (p->is_array() && !p->empty() && (*p)[0].is_number()) {
       r.prompt = token_array(*p, "prompt", n_vocab);

@@ -168,7 +168,8 @@ struct Server::Impl {
       if (r.path == "/detokenize") return ex->respond(json_response(200, dump(detokenize(body, ctx))));
       throw api_error(404, "no route", "invalid_request_error", "not_found");
     } catch (const ApiError& e) {
-      if (e.status >= 500) ++metrics.server_errors;
+      if (e.status == 429) ++metrics.rejected_429;
+      else if (e.status >= 500) ++metrics.server_errors;
       else ++metrics.bad_requests;
       ex->respond(error_response(e));
     }
