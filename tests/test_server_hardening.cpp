@@ -420,6 +420,30 @@ TEST_F(Hardening, ChatContentCannotForgeControlTokens) {
   }
 }
 
+// Bodies in flight are bounded all together, not only one by one: with a 16 MiB budget, two
+// 8 MiB uploads in progress leave no room for a third (503 at once, before its body is read), and
+// the budget comes back when they end.
+TEST(HardeningUploads, BodiesInFlightShareOneBudget) {
+  CONTRAIL_REQUIRE_DATA(stories());
+  test::ServerProcess srv({"-m", stories(), "--max-body-mib", "8", "--max-upload-mib", "16", "--body-timeout", "30"});
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{\"prompt\":\"";
+  auto a = std::make_unique<Conn>(srv.port());
+  auto b = std::make_unique<Conn>(srv.port());
+  a->send(head);
+  b->send(head);
+  std::this_thread::sleep_for(300ms);
+  const std::string r = request(srv.port(), head, 10s);
+  EXPECT_EQ(status_of(r), 503) << r.substr(0, 300);
+  EXPECT_NE(body_of(r).find("16777216"), std::string::npos) << body_of(r);
+  a.reset();  // closing ends their reservations
+  b.reset();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(status_of(request(srv.port(), post_text("/v1/completions", R"({"prompt":"a","max_tokens":1})"))), 200);
+  const std::string big = R"({"prompt":"a","max_tokens":1,"x":")" + std::string(7 << 20, 'x') + R"("})";
+  EXPECT_EQ(status_of(request(srv.port(), post_text("/v1/completions", big))), 200);
+  EXPECT_TRUE(healthy(srv.port()));
+}
+
 TEST(HardeningFresh, MetricsShowTheKvPoolBeforeTheFirstRequest) {
   CONTRAIL_REQUIRE_DATA(stories());
   test::ServerProcess srv({"-m", stories()});

@@ -7,7 +7,8 @@
 //   worker pool. A slow client cannot starve anyone: the whole request header must arrive within
 //   header_timeout, the body within body_timeout, every write must progress within write_timeout.
 // - Limits are enforced before memory is spent: header bytes and count, the body after removing
-//   chunked framing (max_body_bytes), Content-Length checked before the body is read, no
+//   chunked framing (max_body_bytes), all bodies in flight together (max_body_bytes_in_flight),
+//   Content-Length checked before the body is read, no
 //   Content-Encoding (415: a compressed body is never inflated). Handlers::on_header may answer
 //   before the body is read (authentication, 404/405, admission 429/503); the connection is then
 //   closed instead of reading the body.
@@ -41,6 +42,9 @@ struct Limits {
   size_t max_header_bytes = size_t{16} << 10;  // request line + header fields
   size_t max_header_count = 100;
   size_t max_body_bytes = size_t{8} << 20;     // after chunked framing is removed
+  // Request bodies being read or waiting to be handled, all connections together: each reserves
+  // its Content-Length (a chunked one: max_body_bytes) from the header; beyond, 503 at once.
+  size_t max_body_bytes_in_flight = size_t{256} << 20;
   size_t max_pipeline_bytes = size_t{64} << 10;
   size_t max_queued_write_bytes = size_t{16} << 20;  // a client reading slower than this is dropped
   size_t max_connections = 10000;

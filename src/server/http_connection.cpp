@@ -6,6 +6,8 @@
 #include <malloc.h>
 #include <strings.h>
 
+#include <utility>
+
 #include "contrail/core/error.h"
 #include "server/http_detail.h"
 
@@ -123,6 +125,10 @@ void Connection::on_header(beast::error_code ec) {
   req_ = header_of(*parser_);
   if (!check_header(req_)) return;
   if (parser_->is_done()) return dispatch();
+  if (!reserve_body())
+    return reply_and_close(503, fmt::format("the server is receiving {} bytes of request bodies already (limit {}); "
+                                            "retry later",
+                                            core_->body_bytes.load(), core_->opts.limits.max_body_bytes_in_flight));
   if (strcasecmp(req_.header("Expect").c_str(), "100-continue") == 0 && req_.version >= 11) {
     out_.push_back("HTTP/1.1 100 Continue\r\n\r\n");
     out_bytes_ += out_.back().size();
@@ -151,6 +157,18 @@ void Connection::on_body(beast::error_code ec) {
   dispatch();
 }
 
+bool Connection::reserve_body() {
+  const size_t need = parser_->content_length().value_or(core_->opts.limits.max_body_bytes);  // chunked: the limit
+  size_t cur = core_->body_bytes.load();
+  do {
+    if (cur + need > core_->opts.limits.max_body_bytes_in_flight) return false;
+  } while (!core_->body_bytes.compare_exchange_weak(cur, cur + need));
+  reserved_ = need;
+  return true;
+}
+
+void Connection::release_body() { core_->body_bytes -= std::exchange(reserved_, 0); }
+
 void Connection::dispatch() {
   Request req = std::move(req_);  // the header, read once in on_header()
   const bool keep = parser_->get().keep_alive() && !core_->stopping;
@@ -160,12 +178,15 @@ void Connection::dispatch() {
   answering_ = true;
   ex_ = std::make_shared<ExchangeImpl>(shared_from_this(), sock_.get_executor(), req.version, keep);
   if (core_->queued.load() >= core_->opts.max_queued) {
+    release_body();
     ex_->respond(core_->error_response(503, fmt::format("the server is busy ({} requests waiting for a worker); "
                                                         "retry later",
                                                         core_->queued.load())));
   } else {
     ++core_->queued;
-    net::post(core_->workers, [core = core_, req = std::move(req), ex = ex_]() mutable {
+    // The body's reservation goes with it and ends when the handler is done with it.
+    net::post(core_->workers, [core = core_, req = std::move(req), ex = ex_,
+                               reserved = std::exchange(reserved_, 0)]() mutable {
       --core->queued;
       const bool large = req.body.size() >= (size_t{1} << 20);
       try {
@@ -175,6 +196,7 @@ void Connection::dispatch() {
       } catch (...) {
         ex->respond(core->error_response(500, "internal error"));
       }
+      core->body_bytes -= reserved;
       if (large) malloc_trim(0);  // what parsing a large body left in the heap goes back to the system
     });
   }
@@ -295,6 +317,7 @@ void Connection::reply_and_close(int status, std::string message) {
 void Connection::graceful_close() {
   if (phase_ == Phase::Closed) return;
   phase_ = Phase::Closed;
+  release_body();
   beast::error_code ec;
   sock_.shutdown(tcp::socket::shutdown_send, ec);
   read_timer_.expires_after(std::chrono::seconds(2));
@@ -327,6 +350,7 @@ void Connection::fail() {
   sock_.close(e);  // also ends a lingering close early
   if (phase_ == Phase::Closed) return;
   phase_ = Phase::Closed;
+  release_body();
   read_timer_.cancel();
   write_timer_.cancel();
   probe_timer_.cancel();

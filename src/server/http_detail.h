@@ -34,6 +34,7 @@ struct Core {
   std::function<Response(int, std::string)> error_response;  // layer errors in the server's format
   net::thread_pool workers;
   std::atomic<size_t> queued{0};
+  std::atomic<size_t> body_bytes{0};  // reserved by bodies being read or waiting (Limits::max_body_bytes_in_flight)
   std::atomic<bool> stopping{false};
   mutable std::mutex mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
@@ -109,6 +110,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void reply_and_close(int status, std::string message);
   void graceful_close();
   void discard_input(size_t total);
+  // Reserves room for this request's body in the server-wide budget; false when it is full.
+  bool reserve_body();
+  void release_body();
   void fail();
   void arm(net::steady_timer& t, std::chrono::milliseconds d);
   void probe_loop();
@@ -127,6 +131,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false, reading_ = false, answer_done_ = false, close_after_ = false, peer_eof_ = false;
   bool probing_ = false, body_timed_out_ = false;
   int probes_ = 0;  // probes since the client's end of input
+  size_t reserved_ = 0;  // bytes of Core::body_bytes held by the body being read
   Phase phase_ = Phase::Header;
   std::shared_ptr<ExchangeImpl> ex_;
 };

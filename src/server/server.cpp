@@ -88,6 +88,7 @@ struct Server::Impl {
     o.io_threads = std::max(1, cfg.io_threads);
     o.workers = std::max(1, cfg.http_threads);
     o.limits.max_body_bytes = cfg.max_body_bytes;
+    o.limits.max_body_bytes_in_flight = cfg.max_body_bytes_in_flight;
     o.limits.max_header_bytes = cfg.max_header_bytes;
     o.limits.max_header_count = cfg.max_header_count;
     o.limits.max_connections = cfg.max_connections;

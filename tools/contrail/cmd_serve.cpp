@@ -27,7 +27,7 @@ struct ServeArgs {
   std::string kv_dtype = "f16";
   double drain_s = 30;
   double header_s = 10, body_s = 30;
-  int64_t body_mib = 8;
+  int64_t body_mib = 8, upload_mib = 256;
 };
 
 std::string default_name(const std::string& path) {
@@ -75,6 +75,11 @@ int serve(ServeArgs& a) {
   a.server.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.header_s * 1000));
   a.server.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.body_s * 1000));
   a.server.max_body_bytes = static_cast<size_t>(a.body_mib) << 20;
+  a.server.max_body_bytes_in_flight = static_cast<size_t>(a.upload_mib) << 20;
+  if (a.upload_mib < a.body_mib)
+    throw InvalidArgument(fmt::format("--max-upload-mib {} is below --max-body-mib {}: no body of the allowed size "
+                                      "could be received",
+                                      a.upload_mib, a.body_mib));
   server::Server srv(*eng, tmpl.get(), a.server);
   const int port = srv.bind();
   std::fprintf(stderr,
@@ -157,6 +162,10 @@ void register_serve(CLI::App& app, int& status) {
   sub->add_option("--max-body-mib", a->body_mib, "Largest request body (MiB, also for chunked bodies)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  sub->add_option("--max-upload-mib", a->upload_mib,
+                  "Request bodies being received or waiting, all connections together (MiB; beyond: 503)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   sub->add_option("--header-timeout", a->header_s,
                   "Seconds a client has to send a request's whole header (and a keep-alive connection may idle)")
       ->capture_default_str()

@@ -36,6 +36,7 @@ struct ServerConfig {
   int http_threads = 4;            // worker threads parsing requests (JSON, tokenization)
   int io_threads = 2;              // threads serving every socket
   size_t max_body_bytes = size_t{8} << 20;        // after chunked framing is removed
+  size_t max_body_bytes_in_flight = size_t{256} << 20;  // all bodies being read or waiting together
   size_t max_header_bytes = size_t{16} << 10;
   size_t max_header_count = 100;
   size_t max_connections = 10000;
