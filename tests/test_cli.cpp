@@ -149,7 +149,8 @@ TEST(Cli, HelpIsCompleteForEveryCommand) {
       {"convert", {"--output", "--outtype", "--name", "--vocab-from", "--progress", "--no-progress"}},
       {"pull", {"--revision", "--include", "--exclude", "--cache-dir", "--endpoint", "--token", "--retries"}},
       {"serve", {"--model", "--host", "--port", "--api-key", "--model-name", "--chat-template", "--max-batched-tokens",
-                 "--kv-cache-mib", "--threads", "--ctx-size"}},
+                 "--kv-cache-mib", "--threads", "--ctx-size", "--io-threads", "--max-connections", "--max-body-mib",
+                 "--max-upload-mib", "--header-timeout", "--body-timeout"}},
       {"synth", {"--preset", "--arch", "--vocab", "--output", "--outtype", "--seed", "--n-layer", "--n-embd"}},
   };
   for (const std::string& sub : listed) EXPECT_TRUE(subs.count(sub)) << "no help check for `contrail " << sub << "`";
